@@ -1,0 +1,3 @@
+module github.com/necrocode/artifactstore
+
+go 1.26.8

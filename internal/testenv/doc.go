@@ -1,0 +1,18 @@
+// Package testenv starts the real servers the tests need — redis-server
+// processes and an S3-compatible server (versitygw with a temporary posix
+// directory, or an external MinIO named by ARTIFACTSTORE_S3_* variables) —
+// on loopback ports, and stops them by PID when the test ends.
+//
+// A missing binary or a server that does not come up fails the test; it is
+// never skipped. scripts/test.sh installs the binaries.
+//
+// # Errors
+//
+// Functions taking a testing.TB call t.Fatalf; the *Process variants return
+// errors for TestMain.
+//
+// # Concurrency
+//
+// Each call starts its own process on its own port; tests may run them in
+// parallel.
+package testenv

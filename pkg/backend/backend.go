@@ -1,0 +1,85 @@
+package backend
+
+import (
+	"context"
+	"io"
+	"iter"
+	"time"
+)
+
+// SizeUnknown is passed as the size to Put when the length of the content is
+// not known in advance. Backends must then stream it with bounded memory.
+const SizeUnknown int64 = -1
+
+// Backend stores opaque bytes under string keys. It knows nothing about
+// artifacts; every artifact rule lives in package store.
+//
+// Implementations must be safe for concurrent use, must honour ctx on every
+// call (a cancelled call returns an error wrapping ctx.Err()) and must map
+// their provider errors to the sentinels of this package at the boundary,
+// keeping the provider error in the chain.
+type Backend interface {
+	// Put stores size bytes read from r under key, atomically: readers see
+	// either the previous object or the whole new one, never a part. size is
+	// SizeUnknown when the length is not known. When r fails, the context is
+	// cancelled or fewer/more than size bytes arrive, nothing is stored and
+	// the previous object (if any) is untouched. A failed Condition returns
+	// an error matching ErrPreconditionFailed and changes nothing.
+	Put(ctx context.Context, key string, r io.Reader, size int64, opts PutOptions) (ObjectInfo, error)
+
+	// Get opens the object stored under key. A missing object is reported by
+	// Get itself (ErrNotFound), never by the first Read. The caller must
+	// close the reader.
+	Get(ctx context.Context, key string) (io.ReadCloser, ObjectInfo, error)
+
+	// Stat returns the object's info without its content, ErrNotFound when
+	// it does not exist.
+	Stat(ctx context.Context, key string) (ObjectInfo, error)
+
+	// Delete removes the object. Deleting a missing key is not an error.
+	Delete(ctx context.Context, key string) error
+
+	// List yields the objects whose keys start with prefix, in ascending
+	// byte order of their keys. An error ends the sequence: it is yielded
+	// once with a zero ObjectInfo. Stopping the iteration early releases
+	// every resource the listing held.
+	List(ctx context.Context, prefix string) iter.Seq2[ObjectInfo, error]
+
+	// Close releases the backend's resources. Calls after Close fail.
+	Close() error
+}
+
+// PutOptions are the optional parameters of Put. The zero value stores
+// unconditionally with the default content type.
+type PutOptions struct {
+	// ContentType is the MIME type recorded with the object. Default
+	// "application/octet-stream".
+	ContentType string
+	// IfAbsent makes the Put fail with ErrPreconditionFailed when an object
+	// already exists under the key.
+	IfAbsent bool
+	// IfMatch, when not empty, makes the Put fail with ErrPreconditionFailed
+	// unless the current object exists and its ETag equals IfMatch.
+	// IfAbsent and IfMatch are mutually exclusive.
+	IfMatch string
+}
+
+// DefaultContentType is the content type recorded when PutOptions.ContentType
+// is empty.
+const DefaultContentType = "application/octet-stream"
+
+// ObjectInfo describes one stored object.
+type ObjectInfo struct {
+	// Key is the object's key, as passed to Put.
+	Key string
+	// Size is the length of the content in bytes.
+	Size int64
+	// ETag identifies this version of the object's content; it changes on
+	// every successful Put of the key, and is what PutOptions.IfMatch
+	// compares against. Opaque: compare it, do not parse it.
+	ETag string
+	// ContentType is the MIME type stored with the object.
+	ContentType string
+	// Modified is when the object was last written.
+	Modified time.Time
+}

@@ -1,0 +1,37 @@
+// Package backend defines the byte-storage contract that artifactstore's
+// store is built on, the sentinel errors every implementation maps its
+// provider errors to, key validation shared by all implementations, a retry
+// decorator for transient failures, and a probe that proves a backend
+// enforces conditional writes.
+//
+// Implementations live in subpackages: s3backend (any S3-compatible server,
+// through minio-go), filebackend (a local directory) and membackend (in
+// memory, for tests and examples). backendtest is the conformance suite they
+// all pass unchanged.
+//
+// A Backend stores opaque bytes under keys and knows nothing about
+// artifacts. Optional capabilities beyond the six methods are one-method
+// interfaces discovered by type assertion.
+//
+// # Keys
+//
+// Keys are slash-separated UTF-8 strings of at most MaxKeyLength bytes with
+// no empty, "." or ".." segment and no control characters; see ValidateKey.
+// Every implementation rejects other keys with ErrInvalidKey before any I/O.
+//
+// # Errors
+//
+// Failures match one of the sentinels (ErrNotFound, ErrPreconditionFailed,
+// ErrInvalidKey, ErrInvalidArgument, ErrPermissionDenied, ErrStorageFull,
+// ErrTooLarge, ErrSizeMismatch, ErrTransient, ErrClosed) with errors.Is; the
+// provider's original error stays in the chain for errors.As. A cancelled
+// context yields an error that matches ctx.Err(). IsTransient tells the
+// failures worth retrying from the permanent ones.
+//
+// # Concurrency
+//
+// Every Backend is safe for concurrent use by many goroutines. Put is atomic:
+// a reader sees the old object or the whole new one. Conditional Puts
+// (PutOptions.IfAbsent, PutOptions.IfMatch) are the only synchronization the
+// contract offers; they hold across processes for s3backend and filebackend.
+package backend
