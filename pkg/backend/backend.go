@@ -74,12 +74,18 @@ type ObjectInfo struct {
 	Key string
 	// Size is the length of the content in bytes.
 	Size int64
-	// ETag identifies this version of the object's content; it changes on
-	// every successful Put of the key, and is what PutOptions.IfMatch
-	// compares against. Opaque: compare it, do not parse it.
+	// ETag identifies this version of the object's content and is what
+	// PutOptions.IfMatch compares against. A Put that stores different
+	// bytes always gets a new ETag; a Put of identical bytes may keep the
+	// old one (S3's single-part ETag is the MD5 of the content) or get a
+	// new one (filebackend and membackend change it on every Put). Opaque:
+	// compare it, do not parse it.
 	ETag string
-	// ContentType is the MIME type stored with the object.
+	// ContentType is the MIME type stored with the object. List may leave
+	// it empty: S3 listings do not carry it.
 	ContentType string
-	// Modified is when the object was last written.
+	// Modified is when the object was last written. Backends may round it
+	// (S3 reports whole seconds); the ObjectInfo returned by Put may leave
+	// it zero.
 	Modified time.Time
 }

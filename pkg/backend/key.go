@@ -22,6 +22,13 @@ func ValidateKey(key string) error {
 		return fmt.Errorf("%w: empty key", ErrInvalidKey)
 	case len(key) > MaxKeyLength:
 		return fmt.Errorf("%w: key is %d bytes, more than %d", ErrInvalidKey, len(key), MaxKeyLength)
+	}
+	return validateKeyText(key)
+}
+
+// validateKeyText checks the rules of ValidateKey other than the length.
+func validateKeyText(key string) error {
+	switch {
 	case !utf8.ValidString(key):
 		return fmt.Errorf("%w: key %q is not valid UTF-8", ErrInvalidKey, key)
 	}
@@ -41,17 +48,24 @@ func ValidateKey(key string) error {
 	return nil
 }
 
-// ValidatePrefix checks a List prefix: empty, or a string that would be a
-// valid key if it did not end with "/". The error matches ErrInvalidKey.
+// ValidatePrefix checks a List prefix: empty, or the beginning of some
+// valid key, at most MaxKeyLength bytes. A prefix is compared with keys as a
+// string, so its last segment may be partial: "a/b/", "a/b", "a/." (keys
+// such as "a/.hidden") and "a/.." (keys such as "a/..x") are valid, while
+// "/a", "a//", "../" and "a/./" are not. The error matches ErrInvalidKey.
 func ValidatePrefix(prefix string) error {
 	if prefix == "" {
 		return nil
 	}
-	trimmed := strings.TrimSuffix(prefix, "/")
-	if trimmed == "" {
-		return fmt.Errorf("%w: prefix %q", ErrInvalidKey, prefix)
+	if len(prefix) > MaxKeyLength {
+		return fmt.Errorf("%w: prefix is %d bytes, more than %d", ErrInvalidKey, len(prefix), MaxKeyLength)
 	}
-	return ValidateKey(trimmed)
+	// Completing the last segment with a letter gives a key that starts
+	// with the prefix; the prefix is valid when that key is.
+	if err := validateKeyText(prefix + "x"); err != nil {
+		return fmt.Errorf("%w: prefix %q begins no valid key (empty, \".\" or \"..\" segment, control character or invalid UTF-8)", ErrInvalidKey, prefix)
+	}
+	return nil
 }
 
 // ValidatePut checks the key and arguments of a Put: the key, a non-nil
