@@ -103,7 +103,8 @@ func (l *Lease) Err() error {
 
 // Refresh extends the lease to about now + Config.Expiry. It returns an error
 // matching ErrLeaseLost when the lease was lost (and the lease then ends), or
-// ErrNotHeld after Release.
+// ErrNotHeld after Release. A lease already past its Until by this process's
+// clock is lost: Refresh does not ask the service to revive it.
 func (l *Lease) Refresh(ctx context.Context) error {
 	if err := l.Err(); err != nil {
 		return err
@@ -126,9 +127,17 @@ func (l *Lease) Release(ctx context.Context) error {
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.cfg.Expiry)
 	defer cancel()
+	until := l.Until()
 	err := l.driver.Release(rctx, l)
 	if err != nil && errors.Is(err, ErrLeaseLost) {
 		l.end(fmt.Errorf("lock %q: release: %w", l.grant.Key, err))
+		return l.Err()
+	}
+	if !time.Now().Before(until) {
+		// Expired before the release (the watcher had not noticed yet): the
+		// key was free for others, so the critical section may not have
+		// been exclusive even if the service still named this lease.
+		l.end(l.expiredError(until))
 		return l.Err()
 	}
 	l.end(fmt.Errorf("lock %q: %w: released", l.grant.Key, ErrNotHeld))
@@ -145,6 +154,12 @@ func (l *Lease) extend(ctx context.Context) error {
 	if err := l.Err(); err != nil {
 		return err
 	}
+	if until := l.Until(); !time.Now().Before(until) {
+		// Past its expiry by this process's clock the lease is lost, even if
+		// the service has not noticed yet: never resurrect it.
+		l.end(l.expiredError(until))
+		return l.Err()
+	}
 	until, err := l.driver.Extend(ctx, l)
 	if err != nil {
 		if errors.Is(err, ErrLeaseLost) {
@@ -157,6 +172,10 @@ func (l *Lease) extend(ctx context.Context) error {
 	l.until = until
 	l.mu.Unlock()
 	return nil
+}
+
+func (l *Lease) expiredError(until time.Time) error {
+	return fmt.Errorf("lock %q: %w: expired at %s", l.grant.Key, ErrLeaseLost, until.Format(time.RFC3339Nano))
 }
 
 // end records why the lease ended and closes Done, once.
@@ -198,8 +217,8 @@ func (l *Lease) watch() {
 			return
 		case <-t.C:
 		}
-		if !time.Now().Before(l.Until()) {
-			l.end(fmt.Errorf("lock %q: %w: expired at %s", l.grant.Key, ErrLeaseLost, until.Format(time.RFC3339Nano)))
+		if until := l.Until(); !time.Now().Before(until) {
+			l.end(l.expiredError(until))
 			return
 		}
 		if l.cfg.DisableAutoRefresh {

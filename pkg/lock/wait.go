@@ -23,15 +23,21 @@ type WakeFunc func() <-chan struct{}
 // succeeds, sleeping between attempts for a backoff delay with full jitter
 // (ceilings from cfg.RetryInterval doubling to cfg.MaxRetryInterval), waking
 // early when wake's channel fires. It gives up after cfg.Timeout or when ctx
-// ends, with an error that matches ErrTimeout and also ctx.Err() or the last
-// attempt's error (ErrLocked or ErrUnavailable).
+// ends, with an error that matches ErrTimeout and also ctx.Err() (when the
+// caller's context ended the wait) and the last refused attempt's error
+// (ErrLocked or ErrUnavailable). A context that has already ended grants
+// nothing: try is not called. Any other error from try ends the wait at once
+// and is returned as is.
 func Wait(ctx context.Context, cfg Config, key string, try TryFunc, wake WakeFunc) (*Lease, error) {
 	cfg = cfg.WithDefaults()
-	deadline := time.Now().Add(cfg.Timeout)
-	wctx, cancel := context.WithDeadline(ctx, deadline)
+	wctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	policy := backoff.Policy{Initial: cfg.RetryInterval, Max: cfg.MaxRetryInterval}
+	var last error // the last ErrLocked or ErrUnavailable
 	for attempt := 0; ; attempt++ {
+		if wctx.Err() != nil {
+			return nil, timeoutError(ctx, key, cfg.Timeout, last)
+		}
 		var woken <-chan struct{}
 		if wake != nil {
 			woken = wake() // subscribe before trying, so no release is missed
@@ -40,15 +46,19 @@ func Wait(ctx context.Context, cfg Config, key string, try TryFunc, wake WakeFun
 		if err == nil {
 			return lease, nil
 		}
+		if wctx.Err() != nil {
+			// The attempt may have failed because the wait ended under it:
+			// report the end of the wait, never a bare context error, and
+			// never a context error the caller's context did not cause.
+			if !isContextError(err) {
+				last = err
+			}
+			return nil, timeoutError(ctx, key, cfg.Timeout, last)
+		}
 		if !errors.Is(err, ErrLocked) && !errors.Is(err, ErrUnavailable) {
-			if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
-				return nil, fmt.Errorf("lock %q: %w: %w", key, ErrTimeout, cerr)
-			}
-			if wctx.Err() != nil && ctx.Err() == nil {
-				return nil, fmt.Errorf("lock %q: %w after %v: %w", key, ErrTimeout, cfg.Timeout, err)
-			}
 			return nil, err
 		}
+		last = err
 		t := time.NewTimer(policy.Delay(attempt))
 		select {
 		case <-t.C:
@@ -56,10 +66,28 @@ func Wait(ctx context.Context, cfg Config, key string, try TryFunc, wake WakeFun
 			t.Stop()
 		case <-wctx.Done():
 			t.Stop()
-			if cerr := ctx.Err(); cerr != nil {
-				return nil, fmt.Errorf("lock %q: %w: %w (last attempt: %w)", key, ErrTimeout, cerr, err)
-			}
-			return nil, fmt.Errorf("lock %q: %w after %v: %w", key, ErrTimeout, cfg.Timeout, err)
+			return nil, timeoutError(ctx, key, cfg.Timeout, last)
 		}
 	}
+}
+
+// timeoutError is Wait's error when the wait ended without the lock: it
+// matches ErrTimeout, ctx.Err() when the caller's context ended it, and cause
+// (the last refused attempt) when there is one.
+func timeoutError(ctx context.Context, key string, timeout time.Duration, cause error) error {
+	cerr := ctx.Err()
+	switch {
+	case cerr != nil && cause != nil:
+		return fmt.Errorf("lock %q: %w: %w (last attempt: %w)", key, ErrTimeout, cerr, cause)
+	case cerr != nil:
+		return fmt.Errorf("lock %q: %w: %w", key, ErrTimeout, cerr)
+	case cause != nil:
+		return fmt.Errorf("lock %q: %w after %v: %w", key, ErrTimeout, timeout, cause)
+	default:
+		return fmt.Errorf("lock %q: %w after %v", key, ErrTimeout, timeout)
+	}
+}
+
+func isContextError(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
