@@ -1,0 +1,182 @@
+package redislock
+
+import "github.com/redis/go-redis/v9"
+
+// Redis keys of one lock (see keyNames):
+//
+//	<prefix>{<key>}           the Redlock key: the holder's random token, PX expiry
+//	<prefix>{<key>}:state     hash, no expiry: fence (counter), ticket (counter),
+//	                          token, holder, since, tfence (the last grant's)
+//	<prefix>{<key>}:q         zset, waiting queue: waiter id -> ticket (queue master only)
+//	<prefix>{<key>}:hb        zset, waiter id -> heartbeat deadline, ms (queue master only)
+//	<prefix>{<key>}:released  pub/sub channel: a release that no queued waiter
+//	                          was told of
+//	<prefix>wake:<locker>     pub/sub channel of one Locker: "your turn" for
+//	                          one of its waiters (the message is the waiter's id)
+//
+// Every script touches only the keys of one lock, which share a hash tag. A
+// waiter's id is "<locker>.<n>", so the scripts find its Locker's channel.
+
+// queueLib is shared by the scripts that read or change the waiting queue.
+// KEYS[3] is the queue, KEYS[4] the heartbeats; stale is the heartbeat
+// lifetime in ms.
+const queueLib = `
+local now_ms = nil
+local function clock()
+  if not now_ms then
+    local t = redis.call('TIME')
+    now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return now_ms
+end
+local function purge()
+  local stale = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', clock(), 'LIMIT', 0, 64)
+  if #stale > 0 then
+    redis.call('ZREM', KEYS[3], unpack(stale))
+    redis.call('ZREM', KEYS[4], unpack(stale))
+  end
+end
+local function beat(w, stale)
+  redis.call('ZADD', KEYS[4], clock() + stale, w)
+  redis.call('PEXPIRE', KEYS[3], stale * 2)
+  redis.call('PEXPIRE', KEYS[4], stale * 2)
+end
+local function enqueue(w, stale)
+  if not redis.call('ZSCORE', KEYS[3], w) then
+    redis.call('ZADD', KEYS[3], redis.call('HINCRBY', KEYS[2], 'ticket', 1), w)
+  end
+  beat(w, stale)
+  return redis.call('ZRANK', KEYS[3], w)
+end
+local function head()
+  if redis.call('EXISTS', KEYS[3]) == 0 then return '' end
+  purge()
+  local h = redis.call('ZRANGE', KEYS[3], 0, 0)
+  return h[1] or ''
+end
+-- wake announces that the lock may be free: on the queue master to the head
+-- of the queue alone, on its Locker's channel, or on the key's channel when
+-- nobody is queued; on the other masters a generic '~' on the key's channel,
+-- which only waiters outside the queue act on.
+local function wake(isq, keychan, wakeprefix)
+  if isq then
+    local h = head()
+    if h ~= '' then
+      redis.call('PUBLISH', wakeprefix .. string.match(h, '^[^.]*'), h)
+    else
+      redis.call('PUBLISH', keychan, '')
+    end
+  else
+    redis.call('PUBLISH', keychan, '~')
+  end
+end
+`
+
+// acquireScript is the per-master step of a Redlock attempt: SET NX PX of the
+// token, and on success the per-master fence increment and holder record, in
+// one round trip. On the queue master (gated) it first lets only the head of
+// the waiting queue (or anyone when the queue is empty) try, and puts a
+// refused waiter in the queue.
+//
+// KEYS: lock, state, q, hb.
+// ARGV: token, expiry ms, waiter id (empty for none), gated '1'/'0', holder
+// JSON, since (unix ms), stale ms.
+// Returns {status, n, ticket}: status 1 acquired (n is this master's new
+// fence counter, ticket the waiter's removed queue ticket or empty), 0 held
+// by another, -1 refused by the queue (not the head); when refused or held,
+// n is the waiter's rank in the queue (0 for the head).
+var acquireScript = redis.NewScript(queueLib + `
+local w = ARGV[3]
+local gated = ARGV[4] == '1'
+local stale = tonumber(ARGV[7])
+if gated then
+  local h = head()
+  if h ~= '' and h ~= w then
+    local rank = 1
+    if w ~= '' then rank = enqueue(w, stale) end
+    return {-1, rank, ''}
+  end
+end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  local ticket = ''
+  if w ~= '' then
+    local s = redis.call('ZSCORE', KEYS[3], w)
+    if s then
+      ticket = s
+      redis.call('ZREM', KEYS[3], w)
+      redis.call('ZREM', KEYS[4], w)
+    end
+  end
+  local f = redis.call('HINCRBY', KEYS[2], 'fence', 1)
+  redis.call('HSET', KEYS[2], 'token', ARGV[1], 'holder', ARGV[5], 'since', ARGV[6], 'tfence', f)
+  return {1, f, ticket}
+end
+local rank = 0
+if gated and w ~= '' then rank = enqueue(w, stale) end
+return {0, rank, ''}
+`)
+
+// releaseScript deletes the lock key when it still holds the token (the
+// semantics of Redsync's delete script: 1 deleted, 0 another token, -1
+// gone) and then announces the release (see wake in queueLib). A waiter
+// whose failed attempt had removed it from the queue gets its ticket back.
+//
+// KEYS: lock, state, q, hb.
+// ARGV: token, waiter id to restore (empty for none), its ticket, stale ms,
+// key channel, queue master '1'/'0', wake channel prefix.
+var releaseScript = redis.NewScript(queueLib + `
+if ARGV[2] ~= '' and ARGV[3] ~= '' then
+  redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
+  beat(ARGV[2], tonumber(ARGV[4]))
+end
+local v = redis.call('GET', KEYS[1])
+if v ~= ARGV[1] then
+  if v then return 0 end
+  return -1
+end
+redis.call('DEL', KEYS[1])
+wake(ARGV[6] == '1', ARGV[5], ARGV[7])
+return 1
+`)
+
+// forceScript deletes the lock key whatever it holds, announces it like
+// releaseScript and returns what it found: {token, pttl ms, holder token,
+// holder JSON, since, tfence}, empty strings for missing fields.
+//
+// KEYS: lock, state, q, hb.
+// ARGV: key channel, queue master '1'/'0', wake channel prefix.
+var forceScript = redis.NewScript(queueLib + `
+local v = redis.call('GET', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+local st = redis.call('HMGET', KEYS[2], 'token', 'holder', 'since', 'tfence')
+if v then redis.call('DEL', KEYS[1]) end
+wake(ARGV[2] == '1', ARGV[1], ARGV[3])
+return {v or '', ttl, st[1] or '', st[2] or '', st[3] or '', st[4] or ''}
+`)
+
+// leaveScript takes a waiter that gives up out of the queue and, when the
+// lock is free, wakes the new head.
+//
+// KEYS: lock, state, q, hb. ARGV: waiter id, wake channel prefix.
+var leaveScript = redis.NewScript(queueLib + `
+local was = redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[4], ARGV[1])
+if was == 1 and redis.call('EXISTS', KEYS[1]) == 0 and head() ~= '' then
+  wake(true, '', ARGV[2])
+end
+return was
+`)
+
+// raiseFenceScript raises this master's fence counter to at least ARGV[1] and
+// records it as the fence of the grant whose token is ARGV[2].
+//
+// KEYS: state. Returns 1.
+var raiseFenceScript = redis.NewScript(`
+local f = tonumber(ARGV[1])
+local c = tonumber(redis.call('HGET', KEYS[1], 'fence') or '0')
+if c < f then redis.call('HSET', KEYS[1], 'fence', ARGV[1]) end
+if redis.call('HGET', KEYS[1], 'token') == ARGV[2] then
+  redis.call('HSET', KEYS[1], 'tfence', ARGV[1])
+end
+return 1
+`)

@@ -1,0 +1,362 @@
+package redislock
+
+import (
+	"context"
+	"crypto/rand"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// hub delivers a Locker's wake-ups over one pub/sub connection per master.
+// It subscribes
+//   - the Locker's own channel (<prefix>wake:<locker id>), on which the
+//     queue master tells one of its waiters that it is now the head of a
+//     queue: a release wakes one waiter, not every waiting process;
+//   - the release channel of a key while one of its waiters waits outside
+//     the queue (the queue master did not answer), kept one second after
+//     the last such waiter.
+type hub struct {
+	l        *Locker
+	id       string        // random, per locker; waiters are id.n
+	own      string        // the Locker's channel
+	nextID   atomic.Uint64 // waiter ids
+	mu       sync.Mutex
+	byID     map[string]*waiter              // every waiting Acquire that failed once
+	chans    map[string]map[*waiter]struct{} // key channel -> waiters outside the queue
+	subs     []*redis.PubSub                 // by master, created on first use
+	closed   bool
+	subMu    sync.Mutex      // orders SUBSCRIBE and UNSUBSCRIBE
+	subbed   map[string]bool // guarded by subMu
+	dispatch sync.WaitGroup
+}
+
+// linger is how long a key channel stays subscribed after its last waiter:
+// a waiter of the same key often comes back at once (a holder asking again).
+const linger = time.Second
+
+func newHub(l *Locker) *hub {
+	id := rand.Text()[:12]
+	return &hub{
+		l:      l,
+		id:     id,
+		own:    l.wakePrefix + id,
+		byID:   make(map[string]*waiter),
+		chans:  make(map[string]map[*waiter]struct{}),
+		subs:   make([]*redis.PubSub, len(l.clients)),
+		subbed: make(map[string]bool),
+	}
+}
+
+// newWaiter returns the wake-up state of one Acquire call on names. Its
+// queue id need only be unique (and name its Locker).
+func (h *hub) newWaiter(names keyNames) *waiter {
+	id := h.id + "." + strconv.FormatUint(h.nextID.Add(1), 36)
+	return &waiter{h: h, names: names, id: id}
+}
+
+// register makes w reachable on the Locker's channel and, when keyChan, on
+// its key's channel; it subscribes what is not subscribed yet.
+func (h *hub) register(w *waiter, keyChan bool) {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return
+	}
+	h.byID[w.id] = w
+	first := false
+	if keyChan {
+		set := h.chans[w.names.channel]
+		if set == nil {
+			set = make(map[*waiter]struct{})
+			h.chans[w.names.channel] = set
+		}
+		first = len(set) == 0
+		set[w] = struct{}{}
+	}
+	h.mu.Unlock()
+	h.sync(h.own)
+	if first {
+		h.sync(w.names.channel)
+	}
+}
+
+// unregister forgets w; its key channel is unsubscribed a little after its
+// last waiter left, off the caller's path.
+func (h *hub) unregister(w *waiter) {
+	h.mu.Lock()
+	delete(h.byID, w.id)
+	set := h.chans[w.names.channel]
+	_, ok := set[w]
+	delete(set, w)
+	last := ok && len(set) == 0
+	if last {
+		delete(h.chans, w.names.channel)
+	}
+	h.mu.Unlock()
+	if last {
+		time.AfterFunc(linger, func() { h.sync(w.names.channel) })
+	}
+}
+
+// sync makes the subscription of channel match the need for it. The
+// confirmation of a new subscription wakes the waiters it serves (see
+// dispatch), so a release published just before it took effect is not
+// missed.
+func (h *hub) sync(channel string) {
+	h.subMu.Lock()
+	defer h.subMu.Unlock()
+	h.mu.Lock()
+	want := !h.closed && (channel == h.own || h.chans[channel] != nil)
+	h.mu.Unlock()
+	if want == h.subbed[channel] {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), h.l.attemptTimeout)
+	defer cancel()
+	for i := range h.l.clients {
+		ps := h.pubsub(i)
+		if ps == nil {
+			return
+		}
+		// An error (master down) is not fatal: go-redis subscribes again
+		// when it reconnects, and waiters also poll.
+		if want {
+			_ = ps.Subscribe(ctx, channel)
+		} else {
+			_ = ps.Unsubscribe(ctx, channel)
+		}
+	}
+	if want {
+		h.subbed[channel] = true
+	} else {
+		delete(h.subbed, channel)
+	}
+}
+
+// pubsub returns master i's pub/sub connection, starting it on first use;
+// nil after close.
+func (h *hub) pubsub(i int) *redis.PubSub {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil
+	}
+	if h.subs[i] == nil {
+		ps := h.l.clients[i].Subscribe(context.Background())
+		ch := ps.ChannelWithSubscriptions(redis.WithChannelSize(1024))
+		h.subs[i] = ps
+		h.dispatch.Go(func() { h.run(ch) })
+	}
+	return h.subs[i]
+}
+
+// run delivers one master's notifications until its pub/sub closes.
+func (h *hub) run(ch <-chan any) {
+	for m := range ch {
+		switch m := m.(type) {
+		case *redis.Message:
+			h.deliver(m.Channel, m.Payload)
+		case *redis.Subscription:
+			if m.Kind == "subscribe" {
+				h.confirm(m.Channel)
+			}
+		}
+	}
+}
+
+func (h *hub) deliver(channel, payload string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if channel == h.own {
+		if w := h.byID[payload]; w != nil {
+			w.fire()
+		}
+		return
+	}
+	for w := range h.chans[channel] {
+		w.notify(payload)
+	}
+}
+
+func (h *hub) confirm(channel string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if channel == h.own {
+		for _, w := range h.byID {
+			w.confirmed()
+		}
+		return
+	}
+	for w := range h.chans[channel] {
+		w.confirmed()
+	}
+}
+
+// close wakes every waiter and stops the pub/sub connections.
+func (h *hub) close() {
+	h.mu.Lock()
+	h.closed = true
+	for _, w := range h.byID {
+		w.fire()
+	}
+	subs := h.subs
+	h.subs = make([]*redis.PubSub, len(subs))
+	h.mu.Unlock()
+	for _, ps := range subs {
+		if ps != nil {
+			_ = ps.Close()
+		}
+	}
+	h.dispatch.Wait()
+}
+
+// waiter is the wake-up state of one Acquire call, given to lock.Wait as
+// its WakeFunc. It wakes the wait when
+//   - the queue master names it the new head of the key's queue;
+//   - a release is announced on the key's channel while it waits outside
+//     the queue;
+//   - a subscription it relies on is confirmed (a release may have come
+//     just before);
+//   - every beat, to keep its place in the queue and to notice a lock that
+//     expired without a release.
+type waiter struct {
+	h     *hub
+	names keyNames
+	id    string // its member name in the waiting queue
+
+	mu        sync.Mutex
+	sig       chan struct{} // returned by the last wake; closed by fire
+	timer     *time.Timer   // the beat, once registered
+	inQueue   bool          // w may have an entry in the waiting queue
+	queued    bool          // the queue master answered the last attempt and kept w queued
+	rank      int64         // w's place in the queue then (0: head)
+	events    uint64        // wake-ups so far (fire calls)
+	seen      uint64        // events when the last attempt started
+	onOwn     bool          // registered for the Locker's channel
+	onKeyChan bool          // registered for the key's channel
+}
+
+// wake is the lock.WakeFunc: a channel closed at the next event.
+func (w *waiter) wake() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.sig = make(chan struct{})
+	if w.timer != nil {
+		w.timer.Reset(w.h.l.beat)
+	}
+	return w.sig
+}
+
+func (w *waiter) fire() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.events++
+	if w.sig != nil {
+		close(w.sig)
+		w.sig = nil
+	}
+}
+
+// notify handles a message on the key's channel: ” (nobody queued) wakes
+// every waiter, '~' (a master other than the queue master) only waiters
+// outside the queue.
+func (w *waiter) notify(payload string) {
+	w.mu.Lock()
+	queued := w.queued
+	w.mu.Unlock()
+	if !queued || payload == "" {
+		w.fire()
+	}
+}
+
+// confirmed: a subscription took effect. A release just before it would
+// have been missed, so the waiter tries again, unless it waits behind
+// others in the queue (that release would not have been for it).
+func (w *waiter) confirmed() {
+	w.mu.Lock()
+	behind := w.queued && w.rank > 0
+	w.mu.Unlock()
+	if !behind {
+		w.fire()
+	}
+}
+
+// beforeAttempt reports whether an attempt would be pointless: w waits
+// behind others in the queue and nothing happened since its last attempt
+// (lock.Wait's own backoff timer fired). Only the head of the queue and
+// waiters with news (a wake-up, a confirmation, the beat) ask Redis.
+func (w *waiter) beforeAttempt() (skip bool, rank int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.queued && w.rank > 0 && w.events == w.seen {
+		return true, w.rank
+	}
+	w.seen = w.events
+	return false, 0
+}
+
+// afterAttempt tracks whether w has an entry in the waiting queue and,
+// after a refusal, registers it for the wake-ups it needs.
+func (w *waiter) afterAttempt(o *op, won bool) {
+	r := o.get(o.names.queueNode)
+	w.mu.Lock()
+	switch r.status {
+	case stRefused, stHeld:
+		// The queue master put (or kept) w in the queue. A win is still
+		// possible on the other masters (w was the head, or the queue
+		// master was slow), so w then leaves the queue in done.
+		w.inQueue, w.queued, w.rank = true, true, r.rank
+	case stOK:
+		// The script took w out of the queue; the cleanup of a failed
+		// attempt puts it back, at the head, with its ticket.
+		w.inQueue = !won && r.ticket != ""
+		w.queued, w.rank = w.inQueue, 0
+	default:
+		// The queue master did not answer: its queue cannot order the
+		// waiters now, so w listens to every release and tries at every
+		// chance (an entry it may have there is kept until done).
+		w.queued, w.rank = false, 0
+	}
+	var own, keyChan bool
+	if !won {
+		own = !w.onOwn
+		keyChan = !w.queued && !w.onKeyChan
+		w.onOwn = true
+		w.onKeyChan = w.onKeyChan || keyChan
+		if w.timer == nil {
+			w.timer = time.AfterFunc(w.h.l.beat, w.fire)
+		}
+	}
+	w.mu.Unlock()
+	if own || keyChan {
+		w.h.register(w, keyChan)
+	}
+}
+
+// done ends the wait: it unregisters w and, when w may still have an entry
+// in the queue (it gives up, or won without the queue master), leaves the
+// queue on a context the caller's cancellation cannot break, passing the
+// turn on when the key is free.
+func (w *waiter) done() {
+	w.mu.Lock()
+	registered, inQueue := w.onOwn, w.inQueue
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+	w.mu.Unlock()
+	if registered {
+		w.h.unregister(w)
+	}
+	if !inQueue || w.h.l.isClosed() {
+		return
+	}
+	l := w.h.l
+	ctx, cancel := context.WithTimeout(context.Background(), l.attemptTimeout)
+	defer cancel()
+	c := l.clients[w.names.queueNode]
+	_ = leaveScript.Run(ctx, c, w.names.keys(), w.id, l.wakePrefix).Err()
+}
