@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"syscall"
 )
 
 // Sentinel errors of the backend contract. Implementations wrap them with
@@ -42,16 +43,44 @@ var (
 	ErrClosed = errors.New("backend closed")
 )
 
-// IsTransient reports whether err is worth retrying: it matches
-// ErrTransient, or it is a network error that is not a context error.
-// Context cancellation and deadlines are never transient.
+// permanentErrors are definite answers: retrying cannot change them, even
+// when the error also carries an OS or network error.
+var permanentErrors = [...]error{
+	ErrNotFound, ErrPreconditionFailed, ErrInvalidKey, ErrInvalidArgument,
+	ErrPermissionDenied, ErrStorageFull, ErrTooLarge, ErrSizeMismatch, ErrClosed,
+}
+
+// IsTransient reports whether err is worth retrying: it matches ErrTransient,
+// or it is a network failure (a *net.OpError or *net.DNSError, a connection
+// reset, refused or broken, or a timeout). Context cancellation and
+// deadlines, and errors matching one of the definite sentinels (ErrNotFound,
+// ErrPreconditionFailed, ErrInvalidKey, ErrInvalidArgument,
+// ErrPermissionDenied, ErrStorageFull, ErrTooLarge, ErrSizeMismatch,
+// ErrClosed), are never transient. A local file-system error such as
+// ENOENT is not a network failure, although syscall.Errno satisfies
+// net.Error.
 func IsTransient(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
+	for _, permanent := range permanentErrors {
+		if errors.Is(err, permanent) {
+			return false
+		}
+	}
 	if errors.Is(err, ErrTransient) {
 		return true
 	}
+	var opErr *net.OpError
+	var dnsErr *net.DNSError
+	if errors.As(err, &opErr) || errors.As(err, &dnsErr) {
+		return true
+	}
+	for _, errno := range [...]syscall.Errno{syscall.ECONNRESET, syscall.ECONNREFUSED, syscall.ECONNABORTED, syscall.EPIPE} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
 	var ne net.Error
-	return errors.As(err, &ne)
+	return errors.As(err, &ne) && ne.Timeout()
 }

@@ -32,6 +32,11 @@ func TestIsTransient(t *testing.T) {
 		{"not found", backend.ErrNotFound, false},
 		{"precondition", backend.ErrPreconditionFailed, false},
 		{"plain", errors.New("boom"), false},
+		{"file not found", &os.PathError{Op: "open", Path: "/x", Err: syscall.ENOENT}, false},
+		{"permission on a file", &os.PathError{Op: "open", Path: "/x", Err: syscall.EACCES}, false},
+		{"not found with a network error", fmt.Errorf("%w: %w", backend.ErrNotFound, netErr), false},
+		{"connection reset", fmt.Errorf("read: %w", syscall.ECONNRESET), true},
+		{"DNS failure", &net.DNSError{Err: "no such host", Name: "s3.local"}, true},
 	}
 	for _, tc := range tests {
 		if got := backend.IsTransient(tc.err); got != tc.want {
