@@ -1,0 +1,230 @@
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// Environment variables naming an external S3 server. They are the names
+// s3backend.ConfigFromEnv reads, so one set of variables points both the
+// tests and the programs at, for example, the docker-compose MinIO.
+const (
+	EnvS3Endpoint  = "ARTIFACTSTORE_S3_ENDPOINT"   // host:port, or http(s)://host:port
+	EnvS3AccessKey = "ARTIFACTSTORE_S3_ACCESS_KEY" // required with EnvS3Endpoint
+	EnvS3SecretKey = "ARTIFACTSTORE_S3_SECRET_KEY" // required with EnvS3Endpoint
+	EnvS3Region    = "ARTIFACTSTORE_S3_REGION"     // default us-east-1
+	EnvS3UseSSL    = "ARTIFACTSTORE_S3_USE_SSL"    // true/false; default from the endpoint's scheme, else false
+)
+
+// VersityGWVersion is the versitygw release scripts/test.sh installs.
+const VersityGWVersion = "v1.8.0"
+
+// S3Server describes an S3-compatible server a test can use, and one bucket
+// name on it that no other call returned.
+type S3Server struct {
+	// Endpoint is host:port, without a scheme.
+	Endpoint  string
+	AccessKey string
+	SecretKey string
+	Region    string
+	UseSSL    bool
+	// Bucket is a fresh, unique bucket name. The bucket is not created:
+	// create it (s3backend.Config.CreateBucket does) before use.
+	Bucket string
+	// Process is the versitygw started for the test, nil when the server is
+	// external.
+	Process *Process
+}
+
+// External reports whether the server was named by ARTIFACTSTORE_S3_*
+// variables rather than started by the test.
+func (s S3Server) External() bool { return s.Process == nil }
+
+// URL returns the endpoint with its scheme.
+func (s S3Server) URL() string {
+	if s.UseSSL {
+		return "https://" + s.Endpoint
+	}
+	return "http://" + s.Endpoint
+}
+
+// WithFreshBucket returns a copy of s with a new unique bucket name, for
+// several isolated tests sharing one server.
+func (s S3Server) WithFreshBucket() S3Server {
+	s.Bucket = UniqueBucketName()
+	return s
+}
+
+// UniqueBucketName returns a valid S3 bucket name (3-63 lowercase letters,
+// digits and hyphens) that no other call returns.
+func UniqueBucketName() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return "artifactstore-test-" + hex.EncodeToString(b[:])
+}
+
+// StartS3 returns an S3 server for t with a fresh bucket name. When
+// ARTIFACTSTORE_S3_ENDPOINT is set it uses that external server; otherwise it
+// starts versitygw with its posix backend on a t.TempDir() directory and a
+// loopback port, and stops it by PID when t ends. It fails the test, never
+// skips it, when the server cannot be used.
+func StartS3(t testing.TB) S3Server {
+	t.Helper()
+	if s, ok, err := externalS3(); ok || err != nil {
+		if err != nil {
+			t.Fatalf("testenv: %v", err)
+		}
+		return s
+	}
+	p, s, err := startVersityGW(t.TempDir())
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(p.Stop)
+	return s
+}
+
+// StartS3Process is StartS3 without a testing.TB, for TestMain and
+// benchmarks that share one server: it returns the server and a stop
+// function the caller must call (it stops versitygw by PID and removes its
+// directory; it does nothing for an external server).
+func StartS3Process() (S3Server, func(), error) {
+	if s, ok, err := externalS3(); ok || err != nil {
+		return s, func() {}, err
+	}
+	dir, err := os.MkdirTemp("", "artifactstore-versitygw-")
+	if err != nil {
+		return S3Server{}, nil, fmt.Errorf("versitygw: temp dir: %w", err)
+	}
+	p, s, err := startVersityGW(dir)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return S3Server{}, nil, err
+	}
+	return s, func() { p.Stop(); _ = os.RemoveAll(dir) }, nil
+}
+
+// externalS3 reads the ARTIFACTSTORE_S3_* variables; ok is false when no
+// external endpoint is configured.
+func externalS3() (s S3Server, ok bool, err error) {
+	endpoint := strings.TrimSpace(os.Getenv(EnvS3Endpoint))
+	if endpoint == "" {
+		return S3Server{}, false, nil
+	}
+	s = S3Server{
+		AccessKey: os.Getenv(EnvS3AccessKey),
+		SecretKey: os.Getenv(EnvS3SecretKey),
+		Region:    os.Getenv(EnvS3Region),
+		Bucket:    UniqueBucketName(),
+	}
+	s.Endpoint = endpoint
+	if rest, found := strings.CutPrefix(endpoint, "https://"); found {
+		s.Endpoint, s.UseSSL = rest, true
+	} else if rest, found := strings.CutPrefix(endpoint, "http://"); found {
+		s.Endpoint = rest
+	}
+	s.Endpoint = strings.TrimSuffix(s.Endpoint, "/")
+	if v := os.Getenv(EnvS3UseSSL); v != "" {
+		if s.UseSSL, err = strconv.ParseBool(v); err != nil {
+			return S3Server{}, true, fmt.Errorf("%s=%q: %w", EnvS3UseSSL, v, err)
+		}
+	}
+	if s.Region == "" {
+		s.Region = "us-east-1"
+	}
+	if s.AccessKey == "" || s.SecretKey == "" {
+		return S3Server{}, true, fmt.Errorf("%s is set but %s or %s is empty", EnvS3Endpoint, EnvS3AccessKey, EnvS3SecretKey)
+	}
+	return s, true, nil
+}
+
+// VersityGWBinary finds versitygw on PATH or in GoBin().
+func VersityGWBinary() (string, error) {
+	if p, err := exec.LookPath("versitygw"); err == nil {
+		return p, nil
+	}
+	p := filepath.Join(GoBin(), "versitygw")
+	if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+		return p, nil
+	}
+	return "", fmt.Errorf("versitygw not found on PATH or in %s; install it with `go install github.com/versity/versitygw/cmd/versitygw@%s` (scripts/test.sh does)", GoBin(), VersityGWVersion)
+}
+
+// startVersityGW starts versitygw serving dir (bucket = subdirectory) on a
+// free loopback port with random root credentials, and waits until it
+// answers S3 requests.
+func startVersityGW(dir string) (*Process, S3Server, error) {
+	bin, err := VersityGWBinary()
+	if err != nil {
+		return nil, S3Server{}, err
+	}
+	root := filepath.Join(dir, "root")
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, S3Server{}, fmt.Errorf("versitygw: %w", err)
+	}
+	var key [12]byte
+	_, _ = rand.Read(key[:])
+	s := S3Server{
+		AccessKey: "testenv" + hex.EncodeToString(key[:4]),
+		SecretKey: hex.EncodeToString(key[4:]) + "secret",
+		Region:    "us-east-1",
+		Bucket:    UniqueBucketName(),
+	}
+	// The port can be taken between FindFreePort and versitygw's bind; try
+	// a few ports before giving up.
+	var lastErr error
+	for range 3 {
+		port, err := FindFreePort()
+		if err != nil {
+			return nil, S3Server{}, err
+		}
+		s.Endpoint = Addr(port)
+		args := []string{
+			"--access", s.AccessKey,
+			"--secret", s.SecretKey,
+			"--region", s.Region,
+			"--port", s.Endpoint,
+			"--keep-alive", // without it every response closes its connection
+			"--quiet",
+			"posix", root,
+		}
+		p, err := StartProcess("versitygw", bin, args, httpReady("http://"+s.Endpoint+"/"))
+		if err == nil {
+			s.Process = p
+			return p, s, nil
+		}
+		lastErr = err
+	}
+	return nil, S3Server{}, lastErr
+}
+
+// httpReady succeeds once url answers an HTTP request with a response
+// versitygw sent (any status: an anonymous request is refused with 403).
+func httpReady(url string) func(ctx context.Context) error {
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}}
+	return func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		_ = resp.Body.Close()
+		if resp.Header.Get("Server") == "" && resp.StatusCode != http.StatusForbidden {
+			return errors.New("unexpected response " + resp.Status)
+		}
+		return nil
+	}
+}
