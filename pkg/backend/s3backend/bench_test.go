@@ -220,7 +220,7 @@ func rssChild(mode string) int {
 		return 1
 	}
 	ctx := context.Background()
-	cfg, err := ConfigFromEnv()
+	cfg, err := ConfigFromEnv(os.LookupEnv)
 	if err != nil {
 		return fail(err)
 	}

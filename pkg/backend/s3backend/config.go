@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 
@@ -200,22 +199,27 @@ func (c Config) Validate() error {
 // https:// URL. Boolean variables take strconv.ParseBool values and
 // ARTIFACTSTORE_S3_PART_SIZE a number of bytes. A malformed value is an
 // error matching backend.ErrInvalidArgument; the result is not validated
-// (New does that).
-func ConfigFromEnv() (Config, error) {
+// (New does that). lookup reads one variable: os.LookupEnv, or any layered
+// source a program has (flags over a config file, say).
+func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
+	getenv := func(name string) string {
+		v, _ := lookup(name)
+		return v
+	}
 	c := Config{
-		Endpoint:     os.Getenv(EnvEndpoint),
-		Bucket:       os.Getenv(EnvBucket),
-		Prefix:       os.Getenv(EnvPrefix),
-		Region:       os.Getenv(EnvRegion),
-		AccessKey:    os.Getenv(EnvAccessKey),
-		SecretKey:    os.Getenv(EnvSecretKey),
-		SessionToken: os.Getenv(EnvSessionToken),
+		Endpoint:     getenv(EnvEndpoint),
+		Bucket:       getenv(EnvBucket),
+		Prefix:       getenv(EnvPrefix),
+		Region:       getenv(EnvRegion),
+		AccessKey:    getenv(EnvAccessKey),
+		SecretKey:    getenv(EnvSecretKey),
+		SessionToken: getenv(EnvSessionToken),
 	}
 	_, scheme := c.hostAndScheme()
 	c.UseSSL = scheme == "https"
 	var errs []error
 	parseBool := func(name string, dst *bool) {
-		if v := os.Getenv(name); v != "" {
+		if v := getenv(name); v != "" {
 			b, err := strconv.ParseBool(v)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("s3backend: %w: %s=%q is not a boolean", backend.ErrInvalidArgument, name, v))
@@ -225,7 +229,7 @@ func ConfigFromEnv() (Config, error) {
 		}
 	}
 	parseInt := func(name string, bits int, set func(int64)) {
-		if v := os.Getenv(name); v != "" {
+		if v := getenv(name); v != "" {
 			n, err := strconv.ParseInt(v, 10, bits)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("s3backend: %w: %s=%q is not an integer", backend.ErrInvalidArgument, name, v))

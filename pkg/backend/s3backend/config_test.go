@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 
@@ -137,7 +138,7 @@ func TestConfigFromEnv(t *testing.T) {
 			for _, k := range all {
 				t.Setenv(k, tc.env[k])
 			}
-			got, err := ConfigFromEnv()
+			got, err := ConfigFromEnv(os.LookupEnv)
 			if tc.wantErr != nil {
 				if !errors.Is(err, backend.ErrInvalidArgument) {
 					t.Fatalf("ConfigFromEnv() err = %v, want ErrInvalidArgument", err)

@@ -7,7 +7,7 @@
 // defaults, which ConfigFromEnv loads from ARTIFACTSTORE_S3_* variables and
 // which prints and logs with its credentials redacted:
 //
-//	cfg, err := s3backend.ConfigFromEnv()
+//	cfg, err := s3backend.ConfigFromEnv(os.LookupEnv)
 //	...
 //	b, err := s3backend.New(ctx, cfg)
 //	...

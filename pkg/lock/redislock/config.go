@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -58,19 +57,24 @@ type Config struct {
 
 // ConfigFromEnv reads ARTIFACTSTORE_REDIS_ADDRS, ARTIFACTSTORE_REDIS_USERNAME,
 // ARTIFACTSTORE_REDIS_PASSWORD and ARTIFACTSTORE_REDIS_DB; unset variables
-// leave their field at its default. The result is validated.
-func ConfigFromEnv() (Config, error) {
+// leave their field at its default. The result is validated. lookup reads
+// one variable: os.LookupEnv, or any layered source a program has.
+func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
+	getenv := func(name string) string {
+		v, _ := lookup(name)
+		return v
+	}
 	var c Config
-	if v := os.Getenv(EnvAddrs); v != "" {
+	if v := getenv(EnvAddrs); v != "" {
 		for a := range strings.SplitSeq(v, ",") {
 			if a = strings.TrimSpace(a); a != "" {
 				c.Addrs = append(c.Addrs, a)
 			}
 		}
 	}
-	c.Username = os.Getenv(EnvUsername)
-	c.Password = os.Getenv(EnvPassword)
-	if v := strings.TrimSpace(os.Getenv(EnvDB)); v != "" {
+	c.Username = getenv(EnvUsername)
+	c.Password = getenv(EnvPassword)
+	if v := strings.TrimSpace(getenv(EnvDB)); v != "" {
 		db, err := strconv.Atoi(v)
 		if err != nil {
 			return Config{}, fmt.Errorf("redislock: %s=%q is not a number", EnvDB, v)

@@ -570,7 +570,7 @@ func TestConfigFromEnv(t *testing.T) {
 	t.Setenv(redislock.EnvPassword, "pw")
 	t.Setenv(redislock.EnvUsername, "user")
 	t.Setenv(redislock.EnvDB, "2")
-	c, err := redislock.ConfigFromEnv()
+	c, err := redislock.ConfigFromEnv(os.LookupEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -583,12 +583,12 @@ func TestConfigFromEnv(t *testing.T) {
 	}
 
 	t.Setenv(redislock.EnvDB, "two")
-	if _, err := redislock.ConfigFromEnv(); err == nil {
+	if _, err := redislock.ConfigFromEnv(os.LookupEnv); err == nil {
 		t.Fatal("ConfigFromEnv accepted DB=two")
 	}
 	t.Setenv(redislock.EnvDB, "")
 	t.Setenv(redislock.EnvAddrs, "")
-	c, err = redislock.ConfigFromEnv()
+	c, err = redislock.ConfigFromEnv(os.LookupEnv)
 	if err != nil || len(c.WithDefaults().Addrs) != 1 || c.WithDefaults().Addrs[0] != redislock.DefaultAddr {
 		t.Fatalf("ConfigFromEnv with nothing set = %v, %v; want the default address", c.WithDefaults(), err)
 	}
