@@ -1,0 +1,93 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+)
+
+// Delete removes the artifact uri, its metadata and every version's content,
+// under the write protocol. With ?version=<n> it removes only that version
+// (and the artifact when it was the last one). A missing artifact or version
+// matches ErrNotFound.
+//
+// The backend has no conditional delete, so the manifest is deleted
+// unconditionally, under the lock, right after it was read: a commit landing
+// in between (only possible from a writer whose lease was lost, or one
+// running without locks) is deleted with it.
+func (s *Store) Delete(ctx context.Context, uri string) (err error) {
+	defer func() { s.logResult(ctx, "delete", uri, err) }()
+	u, err := ParseURI(uri)
+	if err != nil {
+		return err
+	}
+	return s.deleteArtifact(ctx, u)
+}
+
+// deleteArtifact deletes u (or, when u names a version, that version).
+func (s *Store) deleteArtifact(ctx context.Context, u URI) error {
+	_, err := s.mutate(ctx, u, func(cur *manifest, _ commitInfo) (change, error) {
+		if cur == nil {
+			return change{}, fmt.Errorf("%s: %w", u.Artifact(), ErrNotFound)
+		}
+		if u.Version == 0 {
+			return change{remove: true}, nil
+		}
+		i := slices.IndexFunc(cur.Versions, func(v version) bool { return v.Version == u.Version })
+		if i < 0 {
+			return change{}, fmt.Errorf("%s: version %d: %w", u.Artifact(), u.Version, ErrNotFound)
+		}
+		next := cur.clone()
+		next.Versions = slices.Delete(next.Versions, i, i+1)
+		return change{next: next, garbage: []string{cur.Versions[i].Blob}}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("delete %s: %w", u, err)
+	}
+	return nil
+}
+
+// DeleteByTask deletes every artifact of the task and returns how many it
+// deleted. Artifacts deleted concurrently by others are not counted. On
+// error the count covers what was deleted before it.
+func (s *Store) DeleteByTask(ctx context.Context, spec, task string) (n int, err error) {
+	defer func() { s.logResult(ctx, "delete-task", spec+"/"+task, err) }()
+	if err := ValidateName("spec", spec); err != nil {
+		return 0, err
+	}
+	if err := ValidateName("task", task); err != nil {
+		return 0, err
+	}
+	return s.deleteUnder(ctx, manifestPrefix(spec, task))
+}
+
+// DeleteBySpec deletes every artifact of the spec and returns how many it
+// deleted, like DeleteByTask.
+func (s *Store) DeleteBySpec(ctx context.Context, spec string) (n int, err error) {
+	defer func() { s.logResult(ctx, "delete-spec", spec, err) }()
+	if err := ValidateName("spec", spec); err != nil {
+		return 0, err
+	}
+	return s.deleteUnder(ctx, manifestPrefix(spec, ""))
+}
+
+// deleteUnder deletes every artifact under a manifest prefix, each under its
+// own lock, Config.ListConcurrency at a time.
+func (s *Store) deleteUnder(ctx context.Context, prefix string) (int, error) {
+	var n atomic.Int64
+	err := s.forEachArtifact(ctx, prefix, nil, func(ctx context.Context, u URI) error {
+		err := s.deleteArtifact(ctx, u)
+		switch {
+		case err == nil:
+			n.Add(1)
+		case errors.Is(err, ErrNotFound) && !errors.Is(err, ErrIntegrity):
+			// deleted by someone else meanwhile
+		default:
+			return err
+		}
+		return nil
+	})
+	return int(n.Load()), err
+}

@@ -1,0 +1,252 @@
+// Package store is artifactstore's artifact store: the portable type *Store
+// that keeps the code diffs, execution logs and test results of an agent
+// pipeline in any backend.Backend (S3, a local directory, memory), with
+// writers of one artifact serialized by a lock.Locker (Redis/Redlock, file
+// locks, in-process) and made safe by conditional writes on the object
+// store.
+//
+// An artifact is named by a URI, artifact://<spec>/<task>/<type>, optionally
+// ?version=<n> (see ParseURI). Types diff, log and test are built in; custom
+// types follow the same rule as spec names and task ids: 1 to 128
+// characters of [A-Za-z0-9._-], not "." or "..".
+//
+// # Layout
+//
+// Under the backend (which applies its own prefix):
+//
+//	manifests/<spec>/<task>/<type>.json    the artifact record (JSON, mutable)
+//	blobs/<spec>/<task>/<type>/<ulid>      the content of one version (write-once)
+//	_usage/shard-<n>.json                  the usage counter of the quota (only with Config.Quota)
+//
+// The manifest holds the artifact's tags, creation and update times, the
+// next version number and its versions; each version has its number, blob
+// key, the SHA-256 (hex) and size of the original content, the stored size,
+// the compression ("gzip" or none), the MIME type, the creation time, the
+// user metadata and the fence token and writer id of the commit that added
+// it. Blobs are the raw content or its gzip stream, so plain S3 tools can
+// read the bucket. A manifest is only ever written by a conditional Put
+// (if-absent for a new artifact, if-ETag-matches otherwise).
+//
+// # Write protocol
+//
+// Upload, tag changes, PruneVersions and Delete all run the same protocol:
+//
+//  1. Validate the input (URI, tags, metadata, reader, size).
+//  2. Upload only: stream the content to a new blob with no lock held,
+//     gzip-compressing it when configured, computing its SHA-256 and sizes on
+//     the way, with bounded memory.
+//  3. Acquire the artifact's lock, waiting at most Config.LockTimeout
+//     (ErrLockTimeout). Skipped when Config.DisableLocking.
+//  4. Read the manifest and its ETag. (When this Store has never seen the
+//     artifact, an upload first tries to create the manifest with an
+//     if-absent Put, saving the read; if the artifact exists after all, the
+//     protocol continues from the manifest read back.)
+//  5. Build the new manifest. An upload of the content, content type and
+//     metadata of the current version is an idempotent no-op; otherwise it
+//     adds a version (Config.Versioning, pruning beyond Config.MaxVersions) or
+//     replaces the current one (the number still increases).
+//  6. Refuse to commit (ErrConflict and ErrLeaseLost) when the lease is
+//     already lost, past its expiry by this process's clock, or when its
+//     fence is older than the fence of the manifest's last commit and a
+//     refresh of the lease fails (a refresh that succeeds proves the lease
+//     held: the lock service lost its fence counters, as when a Redis master
+//     restarts without persistence; logged). Else Put the manifest
+//     conditionally on the ETag read in step 4 (if-absent for a new
+//     artifact), carrying the lease's fence and the writer id. A failed
+//     condition means another writer committed since step 4, so the lease was
+//     lost: the write is never retried blindly, it fails with ErrConflict.
+//  7. Release the lock, then delete the blobs no manifest references any more
+//     (best effort; leftovers are found by reconcile).
+//
+// Content of known size up to 1 MiB (and any UploadBytes content) is held in
+// memory and handed to the backend as a seekable body, which S3 uploads in
+// one request (or parallel parts) and the retry decorator can resend;
+// larger streams go through with bounded memory (one gzip writer and the
+// backend's part buffer), and are retried by the store when the caller's
+// reader can seek.
+//
+// Whenever the write fails after step 2, the new blob is deleted and nothing
+// of it is visible: readers see the old manifest or the new one, never a
+// partial artifact. When the outcome of the manifest Put cannot be known (the
+// backend failed and the manifest could not be read back) the blob is kept,
+// for reconcile to judge.
+//
+// With Config.DisableLocking, steps 4 to 6 run optimistically: a failed
+// condition re-reads, re-applies and retries, up to Config.MaxConflictRetries
+// times with backoff, then fails with ErrConflict. Mixing locked and
+// unlocked writers on one bucket is not supported.
+//
+// New proves that the backend enforces conditional Puts and refuses one
+// that does not (backend.ErrUnfencedWrites) unless Config.AllowUnfencedWrites.
+//
+// Delete removes the manifest under the lock, then the blobs. The backend
+// has no conditional delete, so a commit by a writer whose lease was lost
+// (or one without locks) that lands between the read and the delete of the
+// manifest is deleted with it.
+//
+// # Read protocol
+//
+// Reads take no lock: read the manifest, pick the version (the newest, or
+// ?version=<n>), open the blob, decompress, and check the size and (unless
+// Config.DisableVerify) the SHA-256 while streaming; a mismatch is reported
+// by the Read that reaches the end (ErrIntegrity instead of io.EOF). When the
+// blob vanished because a writer replaced it in between, the manifest is
+// read once more. OpenVersion skips the manifest read for a version whose
+// Metadata the caller already has. Blobs of 4 MiB or more are read ahead by
+// a goroutine (at most 3 MiB buffered per stream) so that the transfer
+// overlaps with decompression, hashing and the caller's work.
+//
+// A Store keeps up to Config.ManifestCacheEntries (1024) decoded manifests,
+// keyed by backend key and ETag: a manifest is still read on every
+// operation on one artifact, but decoded only when its ETag changed; the
+// listings of Search and the bulk operations report each manifest's ETag,
+// so a cached manifest whose ETag is listed is not read at all. When reading
+// an artifact whose manifest it holds, a Store opens the blob that copy
+// names while it reads the manifest, and serves it only if the fresh
+// manifest names the same blob: one round trip of latency for hot
+// artifacts; a stale guess costs one wasted request, never a wrong answer.
+//
+// # Retention
+//
+// Config.Retention gives each type a retention period: diff 30 days, log 7
+// days, test 14 days by default, custom types never (RetentionConfig.Default,
+// RetainForever) unless configured. A version expires when it is older than
+// its type's period, by its creation time and Config.Now; an artifact tagged
+// with RetentionConfig.ExemptTag ("retain") never expires. Expired lists the
+// expired versions. CleanupExpired deletes them, each artifact under its
+// lock by the write protocol: a versioned artifact loses its expired
+// versions, and an artifact whose versions all expired is deleted whole. The
+// expiry is decided again on the manifest read under the lock, so a version
+// uploaded during the cleanup is never deleted. With CleanupOptions.DryRun
+// nothing changes. Each deleted version is logged at Info (uri, version,
+// bytes, stored_bytes), then a summary, and the report counts artifacts,
+// versions and bytes. Without locking, an artifact deleted whole has the
+// same caveat as Delete (see "Write protocol").
+//
+// # Usage and quota
+//
+// Usage adds up every version of every manifest (a full walk, exact, not a
+// snapshot), in total, by spec and by type, in original and stored bytes.
+//
+// Config.Quota.MaxBytes bounds the stored bytes (after compression: what
+// fills the bucket). An upload is checked before its transfer when its
+// stored size is known in advance (known size, no compression), so that
+// what cannot fit is refused at once, and again after its transfer, before
+// its commit, with its exact stored size. The new blob counts whole, even
+// when it replaces a version (whose blob is freed only after the commit).
+// A refused upload fails with ErrStorageFull and changes nothing (its blob
+// is deleted). The check never
+// lists the bucket: it reads a usage counter kept in the bucket, 8 small
+// shards under _usage/, to which every commit (upload, delete, prune,
+// cleanup) adds its change by a conditional Put on a random shard, retried
+// on another shard when it loses (a GET and a PUT after each commit, only
+// with a quota). A Store reuses the counter it read for
+// Quota.RefreshInterval (1s) while usage is below Quota.WarnRatio ×
+// MaxBytes, and reads it again (the 8 shards in parallel) before every
+// upload above that.
+//
+// How exact the check is: the uploads of one Store never overshoot the
+// quota together, since each reserves its stored size from its check until
+// its commit is counted. Across Stores (hosts), a check does not see the
+// uploads that other Stores have checked but not counted yet, so usage can
+// exceed MaxBytes by at most the stored bytes of the uploads in flight on
+// other hosts between their check (after their transfer) and their
+// counter update (the lock wait and the commit), plus, while the checking
+// Store's last reading was below WarnRatio × MaxBytes, what other hosts
+// committed during the last RefreshInterval. With 10 hosts each committing
+// one 4 MiB artifact at a time, that is at most 36 MiB.
+//
+// A warning is logged (Warn, "usage passed the quota warning threshold")
+// each time the usage a Store sees rises past WarnRatio × MaxBytes, and
+// again only after it fell back below; each Store logs the crossings it
+// sees. The counter falls behind when a process dies between a commit and
+// its count, or when a Store without a quota writes to the bucket;
+// RecountUsage, or Reconcile with Apply, resets it from the manifests (exact
+// when the store is quiet). A Store with a quota that finds no counter
+// counts the bucket once, at its first check.
+//
+// # Verification
+//
+// VerifyAll reads every version of every artifact (or those a Filter
+// selects), VerifyOptions.Concurrency blobs at a time (8), through the same
+// verifying reader as downloads and VerifyChecksum, and reports the corrupt
+// versions (SHA-256, size or gzip mismatch; invalid manifests), the missing
+// blobs (confirmed against a fresh read of the manifest, so a version
+// pruned meanwhile is not reported) and the versions it could not read.
+//
+// # Export
+//
+// Export writes the artifacts of a spec, or of one task of it, to any
+// io.Writer as a ZIP archive; ExportFile writes it to a file atomically
+// (temporary file, fsync, rename) and returns its path. Entries, in URI
+// order, each artifact's content entries first:
+//
+//	<spec>/<task>/<type>                  the current version's content, decompressed
+//	<spec>/<task>/<type>@v<n>             with ExportOptions.AllVersions: each version instead
+//	<spec>/<task>/<type>@metadata.json    JSON array of the exported versions' Metadata
+//
+// Spec, task and type use only [A-Za-z0-9._-], so '@' keeps the names apart
+// and every name is a relative path that cannot leave the directory it is
+// extracted to (checked again before each entry is written). Names differing
+// only in case collide on case-insensitive file systems. Entries are
+// deflated unless ExportOptions.NoCompression. Content streams from the
+// backend through the verifying reader into the archive with bounded
+// memory; ExportOptions.Progress reports artifacts and bytes done and
+// total.
+//
+// # Reconcile
+//
+// A writer killed between its blob upload and its commit, or a best-effort
+// blob deletion that failed, leaves a blob no manifest references.
+// Reconcile reads every manifest, then lists blobs/, and reports these
+// orphans, and the versions whose blob is missing. Only blobs older than
+// ReconcileOptions.GracePeriod (1h, by the backend's modification time
+// against Config.Now) are orphans, so the blobs of uploads in flight are
+// left alone. It is a dry run unless ReconcileOptions.Apply: then each
+// orphan is checked once more against its artifact's manifest, read under
+// the artifact's lock, right before it is deleted, and the quota's usage
+// counter is reset. Keys under blobs/ outside the layout, and the blobs of
+// artifacts whose manifest is not valid, are reported and never deleted.
+//
+// # Errors
+//
+// Errors match these values with errors.Is, through every wrapper:
+// ErrNotFound (the same value as backend.ErrNotFound), ErrInvalidArgument
+// (backend.ErrInvalidArgument), ErrIntegrity, ErrStorageFull and
+// ErrPermissionDenied (the backend's), ErrLockTimeout (lock.ErrTimeout),
+// ErrLocked (lock.ErrLocked), ErrLeaseLost (lock.ErrLeaseLost), ErrConflict,
+// ErrUnsupported (errors.ErrUnsupported) and ErrClosed (backend.ErrClosed).
+// The backend's and lock service's own errors stay in the chain for
+// errors.As, and a cancelled context gives an error matching ctx.Err().
+// Transient backend failures are retried (Config.Retry) before they are
+// returned. Every failed public call is logged once on Config.Logger with
+// its op, uri and error; credentials are never logged (the store has none).
+//
+// # Concurrency
+//
+// A Store is safe for concurrent use, and any number of Stores in any
+// number of processes and hosts may share one bucket and one lock service.
+// Every upload that returned success is present afterwards, as the current
+// content or, with versioning, as a version with a unique number (numbers
+// have no gaps except where versions were pruned or deleted). Reads never
+// block on writers. Listings and Search read manifests
+// Config.ListConcurrency at a time; they are not snapshots: an artifact
+// changed during the listing appears in its state at the time it was read.
+//
+// # Configuration
+//
+// Config's zero value is the default: locking on with a 30s LockTimeout
+// (the locker's own lock.Config sets its retry interval, backoff and
+// expiry), versioning off, MaxVersions 0 (unlimited), compression off
+// (when on: content of CompressionMinSize 1 KiB or more, gzip level
+// CompressionLevel gzip.BestSpeed), checksum verification on download on,
+// Retry as backend.RetryConfig's defaults (3 retries, exponential backoff
+// with full jitter), MaxMetadataBytes 16 KiB, MaxTags 64,
+// MaxConflictRetries 10 with ConflictBackoff 10ms, ListConcurrency 32,
+// ManifestCacheEntries 1024, WriterID "<hostname>:<pid>", Logger
+// discarding, Now time.Now, AllowUnfencedWrites false, Retention diff 30
+// days, log 7 days, test 14 days, custom types never, tag "retain" exempt,
+// Quota unlimited (when set: WarnRatio 0.8, RefreshInterval 1s).
+// ConfigFromEnv reads the same fields from ARTIFACTSTORE_* environment
+// variables.
+package store

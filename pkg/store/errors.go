@@ -1,0 +1,87 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/necrocode/artifactstore/pkg/backend"
+	"github.com/necrocode/artifactstore/pkg/lock"
+)
+
+// Errors returned by the store, matched with errors.Is through every wrapper.
+// Those shared with pkg/backend and pkg/lock are the same values, so a
+// backend.ErrNotFound and a store.ErrNotFound are interchangeable.
+var (
+	// ErrNotFound: no artifact (or no such version of it) exists. The same
+	// value as backend.ErrNotFound.
+	ErrNotFound = backend.ErrNotFound
+	// ErrInvalidArgument: a malformed URI, type, tag, metadata, version,
+	// reader or size. Nothing was changed. The same value as
+	// backend.ErrInvalidArgument.
+	ErrInvalidArgument = backend.ErrInvalidArgument
+	// ErrIntegrity: stored content does not match its recorded SHA-256 or
+	// size, compressed content does not decompress, or a version's blob is
+	// missing (then the error also matches ErrNotFound).
+	ErrIntegrity = errors.New("integrity check failed")
+	// ErrStorageFull: the backend (or the store's quota) has no room. The
+	// same value as backend.ErrStorageFull.
+	ErrStorageFull = backend.ErrStorageFull
+	// ErrPermissionDenied: the backend refused the credentials. The same
+	// value as backend.ErrPermissionDenied.
+	ErrPermissionDenied = backend.ErrPermissionDenied
+	// ErrLockTimeout: the artifact's lock could not be acquired within
+	// Config.LockTimeout. The same value as lock.ErrTimeout.
+	ErrLockTimeout = lock.ErrTimeout
+	// ErrLocked: the artifact's lock is held by another holder. The same
+	// value as lock.ErrLocked.
+	ErrLocked = lock.ErrLocked
+	// ErrLeaseLost: the writer's lock lease expired or was broken before its
+	// commit. The same value as lock.ErrLeaseLost; a write refused for that
+	// reason matches ErrConflict too.
+	ErrLeaseLost = lock.ErrLeaseLost
+	// ErrConflict: another writer committed first and this write was not
+	// applied (its content never became visible). With locking it means the
+	// lease was lost (the error also matches ErrLeaseLost or
+	// backend.ErrPreconditionFailed); without locking, that the optimistic
+	// retries were exhausted.
+	ErrConflict = errors.New("conflicting concurrent write")
+	// ErrUnsupported: the locker does not offer the operation (Inspect,
+	// ForceUnlock), or locking is disabled. The same value as
+	// errors.ErrUnsupported.
+	ErrUnsupported = errors.ErrUnsupported
+	// ErrClosed: the store was closed. The same value as backend.ErrClosed.
+	ErrClosed = backend.ErrClosed
+)
+
+// invalidf returns an error matching ErrInvalidArgument.
+func invalidf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidArgument, fmt.Sprintf(format, args...))
+}
+
+// integrityf returns an error matching ErrIntegrity.
+func integrityf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrIntegrity, fmt.Sprintf(format, args...))
+}
+
+// isContextErr reports whether err is (or wraps) a context error.
+func isContextErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// retryable reports whether the store's own retries (of a download, of a
+// blob upload) should try err again: a transient failure by
+// backend.IsTransient that is not one of the definite answers (not found,
+// integrity, invalid argument, permission, storage full, precondition).
+func retryable(err error) bool {
+	if !backend.IsTransient(err) {
+		return false
+	}
+	for _, definite := range []error{ErrNotFound, ErrIntegrity, ErrInvalidArgument, ErrPermissionDenied,
+		ErrStorageFull, backend.ErrPreconditionFailed, backend.ErrInvalidKey, backend.ErrClosed} {
+		if errors.Is(err, definite) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,276 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// DefaultReconcileGracePeriod is the default of
+// ReconcileOptions.GracePeriod.
+const DefaultReconcileGracePeriod = time.Hour
+
+// ReconcileOptions are the parameters of Reconcile.
+type ReconcileOptions struct {
+	// Apply deletes the orphan blobs (and, with a quota, resets the usage
+	// counter). Default false: a dry run that only reports.
+	Apply bool
+	// GracePeriod is how old (by the backend's modification time against
+	// Config.Now) an unreferenced blob must be to count as an orphan, so
+	// that the blobs of uploads in flight (written, not yet committed) are
+	// never touched. It must be longer than any upload takes from the end
+	// of its blob transfer to its commit (the lock wait, at most
+	// Config.LockTimeout, plus the commit). Default 1h.
+	GracePeriod time.Duration
+}
+
+// MissingBlob is a version whose blob does not exist.
+type MissingBlob struct {
+	URI     string // artifact://<spec>/<task>/<type>?version=<n>
+	Version int
+	BlobKey string
+}
+
+// ReconcileReport is what Reconcile found and did. Its lists are sorted.
+type ReconcileReport struct {
+	Applied bool
+	// Manifests and Blobs count the objects read under manifests/ and
+	// listed under blobs/.
+	Manifests int
+	Blobs     int
+	// OrphanBlobs are blobs no manifest references, older than the grace
+	// period; OrphanBytes their total size.
+	OrphanBlobs []string
+	OrphanBytes int64
+	// Pending counts the unreferenced blobs younger than the grace period
+	// (uploads in flight, most likely); they are left alone.
+	Pending int
+	// MissingBlobs are versions whose blob does not exist (confirmed
+	// against a fresh read of the manifest).
+	MissingBlobs []MissingBlob
+	// InvalidManifests are artifacts whose manifest is not a valid record.
+	// Their blobs are never counted as orphans.
+	InvalidManifests []string
+	// Strays are keys under blobs/ outside the store's layout. They are
+	// reported, never deleted.
+	Strays []string
+	// Deleted and DeletedBytes count the orphans deleted (Apply).
+	Deleted      int
+	DeletedBytes int64
+	// Usage is the usage the manifests add up to (as Usage reports it).
+	Usage UsageTotals
+	// UsageReset reports that the usage counter of the quota was reset to
+	// Usage (Apply with a quota).
+	UsageReset bool
+}
+
+// blobRefInfo is a version referencing a blob.
+type blobRefInfo struct {
+	uri     URI
+	version int
+}
+
+// Reconcile compares the blobs with the manifests: it reads every manifest,
+// then lists blobs/, and reports blobs that no manifest references (orphans:
+// left by a writer killed between its blob upload and its commit, or by a
+// best-effort deletion that failed) and versions whose blob is missing. Only
+// blobs older than opts.GracePeriod are orphans. With opts.Apply each orphan
+// is checked once more against its artifact's manifest, read under the
+// artifact's lock by the write protocol, right before it is deleted, and a
+// quota's usage counter is reset to the usage the manifests add up to.
+//
+// Reconcile holds every referenced blob key in memory (about 100 bytes per
+// version). A failure to delete one orphan is logged and joined into the
+// returned error; the report covers the rest.
+func (s *Store) Reconcile(ctx context.Context, opts ReconcileOptions) (rep ReconcileReport, err error) {
+	defer func() { s.logResult(ctx, "reconcile", "", err) }()
+	switch {
+	case opts.GracePeriod < 0:
+		return ReconcileReport{}, invalidf("reconcile: negative grace period %v", opts.GracePeriod)
+	case opts.GracePeriod == 0:
+		opts.GracePeriod = DefaultReconcileGracePeriod
+	}
+	rep.Applied = opts.Apply
+	now := s.cfg.Now()
+
+	// 1. Every manifest, and the blobs it references.
+	var (
+		mu        sync.Mutex
+		refs      = map[string]blobRefInfo{}
+		protected []string // blob prefixes of invalid manifests
+	)
+	err = s.forEachManifest(ctx, manifestRoot, nil, func(ctx context.Context, r record) error {
+		mu.Lock()
+		defer mu.Unlock()
+		rep.Manifests++
+		if r.err != nil {
+			rep.InvalidManifests = append(rep.InvalidManifests, r.uri.String())
+			protected = append(protected, blobPrefix(r.uri))
+			return nil
+		}
+		rep.Usage = rep.Usage.plus(totalsOf(r.m))
+		for _, v := range r.m.Versions {
+			refs[v.Blob] = blobRefInfo{uri: r.uri, version: v.Version}
+		}
+		return nil
+	})
+	if err != nil {
+		return rep, fmt.Errorf("reconcile: %w", err)
+	}
+
+	// 2. Every blob: referenced, orphan, pending or stray.
+	type orphan struct {
+		key  string
+		uri  URI
+		size int64
+	}
+	var orphans []orphan
+	seen := make(map[string]bool, len(refs))
+	for info, lerr := range s.b.List(ctx, blobRoot) {
+		if lerr != nil {
+			return rep, fmt.Errorf("reconcile: list %s: %w", blobRoot, lerr)
+		}
+		rep.Blobs++
+		if _, ok := refs[info.Key]; ok {
+			seen[info.Key] = true
+			continue
+		}
+		u, ok := uriFromBlobKey(info.Key)
+		if !ok {
+			rep.Strays = append(rep.Strays, info.Key)
+			continue
+		}
+		if slices.ContainsFunc(protected, func(p string) bool { return strings.HasPrefix(info.Key, p) }) {
+			continue
+		}
+		modified := info.Modified
+		if modified.IsZero() {
+			st, serr := s.b.Stat(ctx, info.Key)
+			if serr == nil {
+				modified = st.Modified
+			}
+		}
+		if modified.IsZero() || now.Sub(modified) <= opts.GracePeriod {
+			rep.Pending++
+			continue
+		}
+		orphans = append(orphans, orphan{key: info.Key, uri: u, size: info.Size})
+	}
+
+	// 3. Referenced blobs not listed: missing, unless the version went away
+	// since its manifest was read.
+	var missing []string
+	for key := range refs {
+		if !seen[key] {
+			missing = append(missing, key)
+		}
+	}
+	slices.Sort(missing)
+	err = s.parallel(ctx, len(missing), func(ctx context.Context, i int) error {
+		key := missing[i]
+		ref := refs[key]
+		still, err := s.stillReferenced(ctx, ref.uri, &version{Version: ref.version, Blob: key})
+		if err != nil || !still {
+			return err
+		}
+		if _, err := s.b.Stat(ctx, key); !errors.Is(err, ErrNotFound) {
+			return err // present after all (nil), or a failure
+		}
+		mu.Lock()
+		rep.MissingBlobs = append(rep.MissingBlobs, MissingBlob{URI: ref.uri.WithVersion(ref.version).String(), Version: ref.version, BlobKey: key})
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return rep, fmt.Errorf("reconcile: %w", err)
+	}
+
+	// 4. Confirm each orphan against a fresh manifest read (under the
+	// artifact's lock when applying), then delete it.
+	var errs []error
+	err = s.parallel(ctx, len(orphans), func(ctx context.Context, i int) error {
+		o := orphans[i]
+		referenced, err := s.confirmOrphan(ctx, o.uri, o.key, opts.Apply)
+		if err == nil && !referenced && opts.Apply {
+			err = s.b.Delete(ctx, o.key)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case err != nil && isContextErr(err) && ctx.Err() != nil:
+			return err
+		case err != nil:
+			errs = append(errs, fmt.Errorf("orphan %s: %w", o.key, err)) // logged once, with the result
+		case referenced:
+			// Committed since the first read: not an orphan.
+		default:
+			rep.OrphanBlobs = append(rep.OrphanBlobs, o.key)
+			rep.OrphanBytes += o.size
+			if opts.Apply {
+				rep.Deleted++
+				rep.DeletedBytes += o.size
+				s.log.Info("store: reconcile deleted orphan blob", "key", o.key, "uri", o.uri.String(), "bytes", o.size)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return rep, fmt.Errorf("reconcile: %w", err)
+	}
+
+	// 5. The quota's counter, from the manifests just read.
+	if opts.Apply && s.quotaOn() {
+		if err := s.resetUsageCounter(ctx, rep.Usage, false); err != nil {
+			errs = append(errs, fmt.Errorf("reset usage counter: %w", err))
+		} else {
+			rep.UsageReset = true
+		}
+	}
+
+	slices.Sort(rep.OrphanBlobs)
+	slices.Sort(rep.InvalidManifests)
+	slices.Sort(rep.Strays)
+	slices.SortFunc(rep.MissingBlobs, func(a, b MissingBlob) int { return strings.Compare(a.BlobKey, b.BlobKey) })
+	for _, m := range rep.MissingBlobs {
+		s.log.Error("store: reconcile: missing blob", "uri", m.URI, "blob", m.BlobKey)
+	}
+	s.log.Info("store: reconcile done", "applied", opts.Apply, "manifests", rep.Manifests, "blobs", rep.Blobs,
+		"orphans", len(rep.OrphanBlobs), "orphan_bytes", rep.OrphanBytes, "pending", rep.Pending,
+		"missing", len(rep.MissingBlobs), "invalid_manifests", len(rep.InvalidManifests), "strays", len(rep.Strays),
+		"deleted", rep.Deleted, "usage_reset", rep.UsageReset)
+	if len(errs) > 0 {
+		return rep, fmt.Errorf("reconcile: %d failures: %w", len(errs), errors.Join(errs...))
+	}
+	return rep, nil
+}
+
+// confirmOrphan reads u's manifest afresh and reports whether it references
+// key. With underLock the read is the write protocol's (under the
+// artifact's lock, committing nothing), so it sees every commit that
+// finished before it. A commit after it could only reference key if its
+// upload had written the blob more than the grace period before.
+func (s *Store) confirmOrphan(ctx context.Context, u URI, key string, underLock bool) (bool, error) {
+	references := func(m *manifest) bool {
+		return m != nil && slices.ContainsFunc(m.Versions, func(v version) bool { return v.Blob == key })
+	}
+	if !underLock {
+		m, _, err := s.readManifest(ctx, u)
+		switch {
+		case errors.Is(err, ErrNotFound) && !errors.Is(err, ErrIntegrity):
+			return false, nil
+		case err != nil:
+			return false, err
+		}
+		return references(m), nil
+	}
+	var referenced bool
+	_, err := s.mutate(ctx, u, func(cur *manifest, _ commitInfo) (change, error) {
+		referenced = references(cur)
+		return change{noop: true}, nil
+	})
+	return referenced, err
+}

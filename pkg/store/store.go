@@ -1,0 +1,114 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/necrocode/artifactstore/internal/backoff"
+	"github.com/necrocode/artifactstore/pkg/backend"
+	"github.com/necrocode/artifactstore/pkg/lock"
+)
+
+// Store is the artifact store: every artifact rule lives here, over a
+// Backend that stores bytes and a Locker that serializes writers. It is safe
+// for concurrent use by many goroutines, and many Stores (in many processes
+// and hosts) may share one bucket and one lock service.
+type Store struct {
+	b      backend.Backend // wrapped in the retry decorator
+	locker lock.Locker     // nil when locking is disabled
+	cfg    Config
+	log    *slog.Logger
+
+	manifests *manifestCache
+	quota     quotaState // the usage counter's view (quota.go)
+}
+
+// manifestCacheEntries is the default of Config.ManifestCacheEntries: the
+// manifests a Store keeps decoded.
+const manifestCacheEntries = 1024
+
+// New returns a Store over b and l. l may be nil only when cfg.DisableLocking
+// is set. New checks cfg, proves that b enforces conditional writes (with a
+// scratch object under _probe/) and refuses a backend that does not with an
+// error matching backend.ErrUnfencedWrites, unless cfg.AllowUnfencedWrites.
+// The caller keeps ownership of b and l: the Store never closes them.
+func New(ctx context.Context, b backend.Backend, l lock.Locker, cfg Config) (*Store, error) {
+	if b == nil {
+		return nil, invalidf("store: nil backend")
+	}
+	if l == nil && !cfg.DisableLocking {
+		return nil, invalidf("store: nil locker (set Config.DisableLocking to run without locks)")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
+	}
+	cfg = cfg.WithDefaults()
+	s := &Store{
+		b:         backend.WithRetry(b, cfg.Retry),
+		cfg:       cfg,
+		log:       cfg.Logger,
+		manifests: newManifestCache(cfg.ManifestCacheEntries),
+	}
+	if !cfg.DisableLocking {
+		s.locker = l
+	}
+	probe := probeRoot + s.newID()
+	if err := backend.ProbeConditionalPut(ctx, s.b, probe); err != nil {
+		if !errors.Is(err, backend.ErrUnfencedWrites) || !cfg.AllowUnfencedWrites {
+			s.log.Error("store: open", "op", "open", "err", err)
+			return nil, fmt.Errorf("store: open: %w", err)
+		}
+		s.log.Warn("store: backend does not enforce conditional writes; accepted by Config.AllowUnfencedWrites", "err", err)
+	}
+	return s, nil
+}
+
+// Config returns the store's configuration with defaults applied.
+func (s *Store) Config() Config { return s.cfg }
+
+// retryPolicy is the backoff of the store's own retries.
+func (s *Store) retryPolicy() backoff.Policy {
+	return backoff.Policy{Initial: s.cfg.Retry.Initial, Max: s.cfg.Retry.Max}
+}
+
+// newID returns a new ULID (time-ordered by Config.Now, random below).
+func (s *Store) newID() string {
+	return ulid.MustNew(ulid.Timestamp(s.cfg.Now()), rand.Reader).String()
+}
+
+// logResult logs a failed operation once: op, uri and the error. Expected
+// outcomes (not found, invalid input, cancellation) are logged at Info,
+// the rest at Error.
+func (s *Store) logResult(ctx context.Context, op, uri string, err error) {
+	if err == nil {
+		return
+	}
+	level := slog.LevelError
+	switch {
+	case errors.Is(err, ErrNotFound) && !errors.Is(err, ErrIntegrity),
+		errors.Is(err, ErrInvalidArgument),
+		isContextErr(err):
+		level = slog.LevelInfo
+	case errors.Is(err, ErrConflict), errors.Is(err, ErrLockTimeout), errors.Is(err, ErrLocked):
+		level = slog.LevelWarn
+	}
+	s.log.Log(ctx, level, "store: "+op+" failed", "op", op, "uri", uri, "err", err)
+}
+
+// parseArtifact parses uri and refuses a version in it (writes address the
+// artifact as a whole).
+func parseArtifact(uri string) (URI, error) {
+	u, err := ParseURI(uri)
+	if err != nil {
+		return URI{}, err
+	}
+	if u.Version != 0 {
+		return URI{}, invalidf("URI %q: a version cannot be given here", uri)
+	}
+	return u, nil
+}

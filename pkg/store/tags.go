@@ -1,0 +1,70 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"slices"
+)
+
+// AddTags adds tags to the artifact uri and returns its current metadata.
+func (s *Store) AddTags(ctx context.Context, uri string, tags ...string) (md Metadata, err error) {
+	defer func() { s.logResult(ctx, "add-tags", uri, err) }()
+	return s.changeTags(ctx, uri, tags, func(cur, tags []string) []string { return mergeTags(cur, tags) })
+}
+
+// SetTags replaces the tags of the artifact uri (none removes them all) and
+// returns its current metadata.
+func (s *Store) SetTags(ctx context.Context, uri string, tags ...string) (md Metadata, err error) {
+	defer func() { s.logResult(ctx, "set-tags", uri, err) }()
+	return s.changeTags(ctx, uri, tags, func(_, tags []string) []string { return tags })
+}
+
+// RemoveTags removes tags from the artifact uri (absent ones are ignored)
+// and returns its current metadata.
+func (s *Store) RemoveTags(ctx context.Context, uri string, tags ...string) (md Metadata, err error) {
+	defer func() { s.logResult(ctx, "remove-tags", uri, err) }()
+	return s.changeTags(ctx, uri, tags, func(cur, tags []string) []string {
+		return slices.DeleteFunc(slices.Clone(cur), func(t string) bool {
+			_, found := slices.BinarySearch(tags, t)
+			return found
+		})
+	})
+}
+
+// changeTags commits edit(current tags, normalized tags) under the write
+// protocol; an unchanged set is a no-op.
+func (s *Store) changeTags(ctx context.Context, uri string, tags []string, edit func(cur, tags []string) []string) (Metadata, error) {
+	u, err := parseArtifact(uri)
+	if err != nil {
+		return Metadata{}, err
+	}
+	norm, err := normalizeTags(tags)
+	if err != nil {
+		return Metadata{}, err
+	}
+	out, err := s.mutate(ctx, u, func(cur *manifest, _ commitInfo) (change, error) {
+		if cur == nil {
+			return change{}, fmt.Errorf("%s: %w", u, ErrNotFound)
+		}
+		next := edit(cur.Tags, norm)
+		if next == nil {
+			next = []string{}
+		}
+		if slices.Equal(next, cur.Tags) {
+			return change{noop: true}, nil
+		}
+		if len(next) > s.cfg.MaxTags {
+			return change{}, invalidf("%d tags, more than %d (Config.MaxTags)", len(next), s.cfg.MaxTags)
+		}
+		if err := checkMetadataSize(next, cur.current().Metadata, s.cfg.MaxMetadataBytes); err != nil {
+			return change{}, err
+		}
+		m := cur.clone()
+		m.Tags = next
+		return change{next: m}, nil
+	})
+	if err != nil {
+		return Metadata{}, fmt.Errorf("tags of %s: %w", u, err)
+	}
+	return metadataOf(out.m, out.m.current()), nil
+}

@@ -1,0 +1,472 @@
+package store
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"maps"
+	"slices"
+
+	"github.com/necrocode/artifactstore/internal/backoff"
+	"github.com/necrocode/artifactstore/pkg/backend"
+)
+
+// Upload stores the content read from r as artifact uri (without version),
+// size bytes long, or of unknown length when size is backend.SizeUnknown.
+// With Config.Versioning it adds a version, otherwise it replaces the
+// artifact's content (the version number still increases). Content equal
+// (same SHA-256, content type and user metadata) to the current version is
+// an idempotent no-op that returns the current version's metadata (new
+// tags are still added).
+//
+// The content is streamed to a new write-once blob with bounded memory and
+// no lock held, then committed under the write protocol. On any failure
+// nothing becomes visible: the artifact is unchanged and the new blob is
+// deleted. A reader that fails is reported in the chain (errors.Is(err,
+// readErr)); r delivering more or fewer than size bytes matches
+// ErrInvalidArgument. The returned Metadata names the new version.
+func (s *Store) Upload(ctx context.Context, uri string, r io.Reader, size int64, opts UploadOptions) (md Metadata, err error) {
+	defer func() { s.logResult(ctx, "upload", uri, err) }()
+	u, err := parseArtifact(uri)
+	if err != nil {
+		return Metadata{}, err
+	}
+	switch {
+	case r == nil:
+		return Metadata{}, invalidf("upload %s: nil reader", u)
+	case size < backend.SizeUnknown:
+		return Metadata{}, invalidf("upload %s: negative size %d", u, size)
+	}
+	ct, err := validateContentType(opts.ContentType)
+	if err != nil {
+		return Metadata{}, err
+	}
+	tags, err := normalizeTags(opts.Tags)
+	if err != nil {
+		return Metadata{}, err
+	}
+	if len(tags) > s.cfg.MaxTags {
+		return Metadata{}, invalidf("%d tags, more than %d (Config.MaxTags)", len(tags), s.cfg.MaxTags)
+	}
+	if err := validateUserMetadata(opts.Metadata); err != nil {
+		return Metadata{}, err
+	}
+	if err := checkMetadataSize(tags, opts.Metadata, s.cfg.MaxMetadataBytes); err != nil {
+		return Metadata{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return Metadata{}, err
+	}
+	if err := s.checkQuota(ctx, u, size); err != nil { // quota.go; no-op without a quota
+		return Metadata{}, fmt.Errorf("upload %s: %w", u, err)
+	}
+
+	blob, err := s.writeBlobRetrying(ctx, u, r, size, ct)
+	if err != nil {
+		return Metadata{}, fmt.Errorf("upload %s: %w", u, err)
+	}
+	// The exact quota check, now that the stored size is known; the
+	// reservation lasts until the commit is counted (or failed).
+	releaseQuota, err := s.reserveQuota(ctx, u, blob.storedSize)
+	if err != nil {
+		s.deleteBlobs(ctx, "upload over quota", []string{blob.key})
+		return Metadata{}, fmt.Errorf("upload %s: %w", u, err)
+	}
+	defer releaseQuota()
+	v := version{
+		Blob:        blob.key,
+		SHA256:      blob.sha256,
+		Size:        blob.size,
+		StoredSize:  blob.storedSize,
+		Compression: blob.compression,
+		ContentType: ct,
+		Created:     s.cfg.Now().UTC(),
+		Metadata:    maps.Clone(opts.Metadata),
+	}
+	if len(v.Metadata) == 0 {
+		v.Metadata = nil
+	}
+	out, err := s.mutate(ctx, u, func(cur *manifest, c commitInfo) (change, error) {
+		v.Fence, v.Writer = c.Fence, c.Writer
+		return s.applyUpload(cur, v, tags)
+	})
+	if err != nil {
+		if out.uncertain {
+			s.log.Warn("store: upload outcome uncertain, new blob kept for reconcile", "uri", u.String(), "key", blob.key)
+		} else {
+			s.deleteBlobs(ctx, "failed upload", []string{blob.key})
+		}
+		return Metadata{}, fmt.Errorf("upload %s: %w", u, err)
+	}
+	// The new version, or (no-op, or only new tags) the current one.
+	return metadataOf(out.m, out.m.current()), nil
+}
+
+// UploadBytes is Upload of data.
+func (s *Store) UploadBytes(ctx context.Context, uri string, data []byte, opts UploadOptions) (Metadata, error) {
+	return s.Upload(ctx, uri, &bytesContent{Reader: bytes.NewReader(data), data: data}, int64(len(data)), opts)
+}
+
+// bytesContent is UploadBytes' reader: writeBlob recognizes it and uses the
+// bytes directly (hashing them while the backend uploads them, from a
+// seekable reader it can send in parallel parts and retry).
+type bytesContent struct {
+	*bytes.Reader
+	data []byte
+}
+
+// smallBlobSize is the largest content of known size that writeBlob reads
+// into memory first, so that the backend gets a seekable body (one plain
+// request, retried by the decorator) instead of a stream.
+const smallBlobSize = 1 << 20
+
+// maxBufferedGzip is the largest content UploadBytes compresses into memory
+// before the Put; larger content is compressed while it streams.
+const maxBufferedGzip = 16 << 20
+
+// applyUpload is Upload's mutation: add (versioning) or replace with v.
+func (s *Store) applyUpload(cur *manifest, v version, tags []string) (change, error) {
+	if cur == nil {
+		v.Version = 1
+		m := &manifest{Tags: tags, Created: v.Created, NextVersion: 2, Versions: []version{v}}
+		if m.Tags == nil {
+			m.Tags = []string{}
+		}
+		return change{next: m}, nil
+	}
+	newTags := mergeTags(cur.Tags, tags)
+	if len(newTags) > s.cfg.MaxTags {
+		return change{}, invalidf("%d tags, more than %d (Config.MaxTags)", len(newTags), s.cfg.MaxTags)
+	}
+	if err := checkMetadataSize(newTags, v.Metadata, s.cfg.MaxMetadataBytes); err != nil {
+		return change{}, err
+	}
+	c := cur.current()
+	if c.SHA256 == v.SHA256 && c.Size == v.Size && c.ContentType == v.ContentType && maps.Equal(c.Metadata, v.Metadata) {
+		// Idempotent: the content is already the current version.
+		if len(newTags) == len(cur.Tags) {
+			return change{noop: true, garbage: []string{v.Blob}}, nil
+		}
+		next := cur.clone()
+		next.Tags = newTags
+		return change{next: next, garbage: []string{v.Blob}}, nil
+	}
+	next := cur.clone()
+	next.Tags = newTags
+	v.Version = cur.NextVersion
+	next.NextVersion++
+	var garbage []string
+	if s.cfg.Versioning {
+		next.Versions = append(next.Versions, v)
+		if n := s.cfg.MaxVersions; n > 0 && len(next.Versions) > n {
+			drop := len(next.Versions) - n
+			for _, old := range next.Versions[:drop] {
+				garbage = append(garbage, old.Blob)
+			}
+			next.Versions = slices.Delete(next.Versions, 0, drop)
+		}
+	} else {
+		garbage = next.blobs()
+		next.Versions = []version{v}
+	}
+	return change{next: next, garbage: garbage}, nil
+}
+
+// writeBlobRetrying is writeBlob, retried on a transient failure when r can
+// be rewound (the retry decorator cannot replay a stream it did not get
+// whole: the content reaches it through the digest or the compressor).
+func (s *Store) writeBlobRetrying(ctx context.Context, u URI, r io.Reader, size int64, ct string) (blobInfo, error) {
+	seeker, start := rewindable(r)
+	policy := s.retryPolicy()
+	for attempt := 0; ; attempt++ {
+		blob, err := s.writeBlob(ctx, u, r, size, ct)
+		if err == nil || seeker == nil || !retryable(err) || attempt >= s.cfg.Retry.MaxRetries {
+			return blob, err
+		}
+		s.log.Warn("store: retrying blob upload after a transient error", "uri", u.String(), "attempt", attempt+1, "err", err)
+		if serr := backoff.Sleep(ctx, policy.Delay(attempt)); serr != nil {
+			return blobInfo{}, fmt.Errorf("%w (last attempt: %w)", serr, err)
+		}
+		if _, serr := seeker.Seek(start, io.SeekStart); serr != nil {
+			return blobInfo{}, err
+		}
+	}
+}
+
+// rewindable returns r as an io.Seeker and its current offset when it can
+// seek.
+func rewindable(r io.Reader) (io.Seeker, int64) {
+	sk, ok := r.(io.Seeker)
+	if !ok {
+		return nil, 0
+	}
+	off, err := sk.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return nil, 0
+	}
+	return sk, off
+}
+
+// blobInfo describes a blob just written.
+type blobInfo struct {
+	key         string
+	sha256      string
+	size        int64 // original bytes
+	storedSize  int64 // bytes of the blob
+	compression string
+}
+
+// writeBlob streams r to a new blob of u (step 2 of the write protocol),
+// gzip-compressed when configured, computing the SHA-256 and both sizes on
+// the way. Memory stays bounded whatever the length.
+func (s *Store) writeBlob(ctx context.Context, u URI, r io.Reader, size int64, ct string) (blobInfo, error) {
+	key := blobPrefix(u) + s.newID()
+	if bc, ok := r.(*bytesContent); ok && bc.Len() == len(bc.data) {
+		return s.writeBlobBytes(ctx, key, bc.data, ct)
+	}
+	if size >= 0 && size <= smallBlobSize {
+		data, err := readExactly(r, size)
+		if err != nil {
+			return blobInfo{}, err
+		}
+		return s.writeBlobBytes(ctx, key, data, ct)
+	}
+	src := &digestReader{r: r, h: sha256.New(), want: size}
+	var body io.Reader = src
+	compress := false
+	if s.cfg.Compression {
+		if size >= 0 {
+			compress = size >= s.cfg.CompressionMinSize
+		} else {
+			// Unknown length: read up to the threshold to decide.
+			head := make([]byte, s.cfg.CompressionMinSize)
+			n, err := io.ReadFull(src, head)
+			switch {
+			case err == nil:
+				compress = true
+				body = io.MultiReader(bytes.NewReader(head), src)
+			case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+				if src.err != nil {
+					return blobInfo{}, src.err
+				}
+				body, size = bytes.NewReader(head[:n]), int64(n)
+			default:
+				return blobInfo{}, err
+			}
+		}
+	}
+
+	var (
+		info   backend.ObjectInfo
+		err    error
+		stored int64
+	)
+	if compress {
+		info, stored, err = s.putCompressed(ctx, key, body)
+	} else {
+		info, err = s.b.Put(ctx, key, body, size, backend.PutOptions{ContentType: ct})
+		stored = info.Size
+	}
+	if err != nil {
+		// Put stores nothing when it fails (backend contract).
+		if src.err != nil {
+			return blobInfo{}, src.err
+		}
+		return blobInfo{}, fmt.Errorf("write blob: %w", err)
+	}
+	if !src.complete() {
+		// The backend stopped reading before the end: never commit a
+		// blob that may be short.
+		s.deleteBlobs(ctx, "short blob write", []string{key})
+		return blobInfo{}, fmt.Errorf("store: internal error: backend stored %q before the end of the content", key)
+	}
+	out := blobInfo{key: key, sha256: hex.EncodeToString(src.h.Sum(nil)), size: src.n, storedSize: stored}
+	if compress {
+		out.compression = compressionGzip
+	}
+	return out, nil
+}
+
+// writeBlobBytes writes data, held in memory, to a new blob under key: as it
+// is (hashed while the backend uploads it) or gzip-compressed.
+func (s *Store) writeBlobBytes(ctx context.Context, key string, data []byte, ct string) (blobInfo, error) {
+	out := blobInfo{key: key, size: int64(len(data))}
+	compress := s.cfg.Compression && int64(len(data)) >= s.cfg.CompressionMinSize
+	var (
+		info backend.ObjectInfo
+		err  error
+	)
+	switch {
+	case compress && len(data) > maxBufferedGzip:
+		src := &digestReader{r: bytes.NewReader(data), h: sha256.New(), want: int64(len(data))}
+		info, out.storedSize, err = s.putCompressed(ctx, key, src)
+		if err == nil && !src.complete() {
+			s.deleteBlobs(ctx, "short blob write", []string{key})
+			return blobInfo{}, fmt.Errorf("store: internal error: backend stored %q before the end of the content", key)
+		}
+		out.sha256 = hex.EncodeToString(src.h.Sum(nil))
+	case compress:
+		var buf bytes.Buffer
+		zw, zerr := gzip.NewWriterLevel(&buf, s.cfg.CompressionLevel)
+		if zerr != nil {
+			return blobInfo{}, zerr
+		}
+		if _, zerr = zw.Write(data); zerr == nil {
+			zerr = zw.Close()
+		}
+		if zerr != nil {
+			return blobInfo{}, fmt.Errorf("compress: %w", zerr)
+		}
+		sum := sha256.Sum256(data)
+		out.sha256 = hex.EncodeToString(sum[:])
+		info, err = s.b.Put(ctx, key, bytes.NewReader(buf.Bytes()), int64(buf.Len()), backend.PutOptions{ContentType: "application/gzip"})
+		out.storedSize = int64(buf.Len())
+	default:
+		// Hash while the backend uploads: both only read data.
+		hashed := make(chan [sha256.Size]byte, 1)
+		go func() { hashed <- sha256.Sum256(data) }()
+		info, err = s.b.Put(ctx, key, bytes.NewReader(data), int64(len(data)), backend.PutOptions{ContentType: ct})
+		sum := <-hashed
+		out.sha256 = hex.EncodeToString(sum[:])
+		out.storedSize = int64(len(data))
+	}
+	if err != nil {
+		return blobInfo{}, fmt.Errorf("write blob: %w", err)
+	}
+	if info.Size != out.storedSize {
+		s.deleteBlobs(ctx, "short blob write", []string{key})
+		return blobInfo{}, fmt.Errorf("store: internal error: backend stored %d of the %d bytes of %q", info.Size, out.storedSize, key)
+	}
+	if compress {
+		out.compression = compressionGzip
+	}
+	return out, nil
+}
+
+// readExactly reads exactly size bytes from r and checks that r ends there.
+// More or fewer bytes match ErrInvalidArgument (and
+// backend.ErrSizeMismatch); r's own failure is kept in the chain.
+func readExactly(r io.Reader, size int64) ([]byte, error) {
+	data := make([]byte, size)
+	n, err := io.ReadFull(r, data)
+	switch {
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return nil, fmt.Errorf("%w: %w: the reader delivered %d bytes, %d announced", ErrInvalidArgument, backend.ErrSizeMismatch, n, size)
+	case err != nil:
+		return nil, fmt.Errorf("read content: %w", err)
+	}
+	var probe [1]byte
+	n, err = io.ReadFull(r, probe[:])
+	switch {
+	case n > 0:
+		return nil, fmt.Errorf("%w: %w: the reader delivered more than the announced %d bytes", ErrInvalidArgument, backend.ErrSizeMismatch, size)
+	case err != io.EOF:
+		return nil, fmt.Errorf("read content: %w", err)
+	}
+	return data, nil
+}
+
+// putCompressed gzips body into a Put of unknown size through a pipe.
+func (s *Store) putCompressed(ctx context.Context, key string, body io.Reader) (backend.ObjectInfo, int64, error) {
+	pr, pw := io.Pipe()
+	counted := &countWriter{w: pw}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		zw, err := gzip.NewWriterLevel(counted, s.cfg.CompressionLevel)
+		if err == nil {
+			_, err = io.Copy(zw, body)
+			if cerr := zw.Close(); err == nil {
+				err = cerr
+			}
+		}
+		pw.CloseWithError(err) // nil closes with io.EOF
+	}()
+	info, err := s.b.Put(ctx, key, pr, backend.SizeUnknown, backend.PutOptions{ContentType: "application/gzip"})
+	// Unblock the compressor if the backend stopped reading early.
+	pr.CloseWithError(errors.New("store: blob write ended"))
+	<-done
+	return info, counted.n, err
+}
+
+// digestReader hashes and counts what is read through it, enforces the
+// announced size and remembers the source's own failure.
+type digestReader struct {
+	r    io.Reader
+	h    hash.Hash
+	n    int64
+	want int64 // SizeUnknown or the announced size
+	eof  bool
+	err  error // the first error: the source's, or a size mismatch
+}
+
+func (d *digestReader) Read(p []byte) (int, error) {
+	switch {
+	case d.err != nil:
+		return 0, d.err
+	case d.eof:
+		return 0, io.EOF
+	case len(p) == 0:
+		return 0, nil
+	}
+	if d.want >= 0 && d.n == d.want {
+		// All announced bytes arrived: the source must be at its end.
+		var probe [1]byte
+		n, err := io.ReadFull(d.r, probe[:])
+		switch {
+		case n > 0:
+			d.err = fmt.Errorf("%w: %w: the reader delivered more than the announced %d bytes", ErrInvalidArgument, backend.ErrSizeMismatch, d.want)
+		case err == io.EOF:
+			d.eof = true
+			return 0, io.EOF
+		default:
+			d.err = fmt.Errorf("read content: %w", err)
+		}
+		return 0, d.err
+	}
+	if d.want >= 0 && int64(len(p)) > d.want-d.n {
+		p = p[:d.want-d.n]
+	}
+	n, err := d.r.Read(p)
+	if n < 0 || n > len(p) {
+		n, err = 0, fmt.Errorf("%w: reader returned %d bytes for a %d-byte buffer", ErrInvalidArgument, n, len(p))
+	}
+	d.h.Write(p[:n])
+	d.n += int64(n)
+	switch {
+	case err == io.EOF:
+		if d.want >= 0 && d.n != d.want {
+			d.err = fmt.Errorf("%w: %w: the reader delivered %d bytes, %d announced", ErrInvalidArgument, backend.ErrSizeMismatch, d.n, d.want)
+			return n, d.err
+		}
+		d.eof = true
+	case err != nil:
+		d.err = fmt.Errorf("read content: %w", err)
+		return n, d.err
+	}
+	return n, err
+}
+
+// complete reports whether the whole content went through: the source
+// reached its end, or (announced size) every announced byte arrived.
+func (d *digestReader) complete() bool {
+	return d.err == nil && (d.eof || d.want >= 0 && d.n == d.want)
+}
+
+// countWriter counts the bytes written through it.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
