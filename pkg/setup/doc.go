@@ -1,0 +1,39 @@
+// Package setup wires an artifact store from one configuration: which
+// backend (a local directory, an S3-compatible bucket, memory), which lock
+// (file locks, Redis/Redlock, in-process, none) and the store's own
+// settings. Programs (cmd/demo, the artifacts CLI) build a Config from
+// flags or from ARTIFACTSTORE_* environment variables with FromEnv, then
+// call Open and use Opened.Store; libraries that embed the store can do the
+// same or call store.New themselves.
+//
+// The embedded default needs no server: Config{FileDir: dir} stores the
+// artifacts under dir and serializes writers (any number of processes on
+// the host) with lock files in dir/locks. For many hosts, use
+// Backend: BackendS3 with S3 set (Lock then defaults to LockRedis, with
+// Redis listing one or several independent masters).
+//
+// # Configuration
+//
+// Every field's comment states its default and its environment variable.
+// FromEnv reads ARTIFACTSTORE_BACKEND, ARTIFACTSTORE_DIR,
+// ARTIFACTSTORE_FILE_NO_SYNC, ARTIFACTSTORE_LOCK, ARTIFACTSTORE_LOCK_DIR and
+// ARTIFACTSTORE_LOCK_{EXPIRY,RETRY_INTERVAL,REFRESH_INTERVAL,KEY_PREFIX}
+// itself and delegates the rest to the loaders of the packages that own the
+// settings: store.ConfigFromEnv, s3backend.ConfigFromEnv and
+// redislock.ConfigFromEnv. Credentials (S3 keys, the Redis password) are
+// never printed or logged: Config's String, Format and LogValue redact
+// them.
+//
+// # Errors
+//
+// An invalid Config, or a malformed environment variable, gives an error
+// matching store.ErrInvalidArgument. Open's other errors are those of the
+// backend, locker and store constructors, wrapped (for example
+// backend.ErrUnfencedWrites from a server that ignores conditional writes).
+//
+// # Concurrency
+//
+// Open and FromEnv are safe to call concurrently. An Opened's Store is safe
+// for concurrent use; Close must be called once the store is no longer
+// used, and may be called more than once.
+package setup
