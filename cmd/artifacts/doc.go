@@ -1,0 +1,101 @@
+// Command artifacts operates an artifact store from a shell: the same
+// store (package store, opened by package setup) that worker nodes use as a
+// library, over a local directory with file locks or over S3 with Redis
+// locks.
+//
+// Usage:
+//
+//	artifacts [global flags] COMMAND [flags] [arguments]
+//	artifacts help COMMAND
+//	artifacts COMMAND --help
+//
+// Commands:
+//
+//	put       upload a file (or stdin with -) as artifact://SPEC/TASK/TYPE,
+//	          with --tag (repeatable), --meta KEY=VALUE (repeatable),
+//	          --content-type; prints the stored version's URI
+//	get       download an artifact (or ?version=N, --version N) to stdout
+//	          or -o FILE (written atomically)
+//	ls        list artifacts (current versions) [SPEC[/TASK]] with filters
+//	search    find artifacts: --spec --task --type --tag (all of)
+//	          --after --before (RFC3339, 2006-01-02, or a duration ago:
+//	          24h, 7d); a table by default, --json for scripts
+//	stat      metadata of an artifact or version (--json)
+//	versions  the stored versions of an artifact (--json)
+//	tag       tag add URI TAG..., tag rm URI TAG..., tag set URI [TAG...]
+//	rm        delete URIs, or --spec NAME [--task ID]; asks for
+//	          confirmation on a terminal unless --yes, and refuses without
+//	          a terminal unless --yes
+//	export    ZIP of a spec or task (-o FILE, or stdout when it is not a
+//	          terminal); progress on stderr: a bar on a terminal, plain
+//	          lines otherwise
+//	usage     usage by spec and type (human-readable sizes) and quota state
+//	verify    check content against SHA-256, all or by URI or filter
+//	cleanup   retention: list expired versions; --apply deletes them
+//	reconcile orphan and missing blobs; --apply deletes the orphans
+//	lock      lock status URI; lock break URI (asks unless --yes, prints
+//	          the holder it broke)
+//
+// Flags and arguments may come in any order; "--" ends the flags. Global
+// flags (--config, --backend, --dir, --lock, --lock-dir, --lock-timeout,
+// --versioning, --compression, --s3-endpoint, --s3-bucket, --s3-prefix,
+// --redis, --verbose) are accepted before or after the command.
+//
+// # Configuration
+//
+// Every store setting is an ARTIFACTSTORE_* variable, read by
+// setup.FromEnv through one lookup function layered from three sources,
+// first match wins:
+//
+//  1. flags: each global flag sets the variable it names (--dir sets
+//     ARTIFACTSTORE_DIR, --backend ARTIFACTSTORE_BACKEND, --redis
+//     ARTIFACTSTORE_REDIS_ADDRS, ...);
+//  2. the environment (an empty variable counts as unset);
+//  3. the config file given by --config FILE or ARTIFACTSTORE_CONFIG: one
+//     KEY=VALUE per line, KEY an ARTIFACTSTORE_* variable, # comments and
+//     blank lines ignored, an optional "export " prefix and quotes around
+//     VALUE allowed, so the same file can be sourced by a shell.
+//
+// The defaults are package setup's: the file backend (ARTIFACTSTORE_DIR
+// is then required) with file locks in DIR/locks. Only put creates a
+// missing directory; the other commands report it as not found (exit 3),
+// so that a mistyped path does not look like an empty store. The memory
+// backend lasts one invocation. Credentials (S3 keys, Redis password) are
+// read from the environment or the config file, never from flags, and are
+// never printed. --verbose logs the store's operations to stderr;
+// otherwise the only output on stderr is progress, prompts and the error.
+//
+// Retention periods and the quota have no environment variables in
+// package store: cleanup takes --retention TYPE=DURATION,
+// --default-retention and --exempt-tag, and usage takes --quota and
+// --warn-ratio, for the run.
+//
+// # Exit status
+//
+// A failure prints one line on stderr, "artifacts: COMMAND: message", and
+// exits with the status of its kind (matched with errors.Is on the
+// store's sentinel errors):
+//
+//	0    success
+//	1    failure: I/O, backend unreachable, confirmation declined,
+//	     cleanup failures, verify could not read something
+//	2    usage error: bad flags or arguments, malformed URI
+//	     (store.ErrInvalidArgument), invalid configuration, a destructive
+//	     command without --yes and without a terminal
+//	3    not found: artifact, version, input file, store directory
+//	     (store.ErrNotFound)
+//	4    integrity: content does not match its SHA-256
+//	     (store.ErrIntegrity); verify found corrupt or missing blobs;
+//	     reconcile found missing blobs or invalid manifests
+//	5    storage full: quota or backend (store.ErrStorageFull)
+//	6    lock: timed out waiting (store.ErrLockTimeout), held
+//	     (store.ErrLocked), lease lost (store.ErrLeaseLost), conflicting
+//	     concurrent write (store.ErrConflict)
+//	7    permission denied (store.ErrPermissionDenied, or a local file)
+//	8    unsupported by the configured lock (lock status/break with
+//	     --lock none): store.ErrUnsupported
+//	130  interrupted: SIGINT or SIGTERM cancels the operation's context
+//
+// A failed get to stdout may already have written part of the content:
+// discard it when the status is not 0 (with -o FILE nothing is written).
+package main
