@@ -23,7 +23,8 @@ const (
 // value of each field means its default.
 type RetryConfig struct {
 	// MaxRetries is how many times a failed call is retried after its first
-	// attempt, so a call makes at most MaxRetries+1 attempts. Default 3.
+	// attempt, so a call makes at most MaxRetries+1 attempts; a negative
+	// value turns retries off (zero means the default). Default 3.
 	MaxRetries int
 	// Initial is the ceiling of the delay before the first retry; the
 	// ceiling doubles for every later retry, up to Max, and each delay is
@@ -61,8 +62,6 @@ func (c RetryConfig) WithDefaults() RetryConfig {
 func (c RetryConfig) Validate() error {
 	c = c.WithDefaults()
 	switch {
-	case c.MaxRetries < 0:
-		return fmt.Errorf("%w: retry config: MaxRetries %d is negative", ErrInvalidArgument, c.MaxRetries)
 	case c.Initial < 0:
 		return fmt.Errorf("%w: retry config: Initial %v is negative", ErrInvalidArgument, c.Initial)
 	case c.Max < c.Initial:
@@ -106,9 +105,8 @@ var _ Backend = (*Retrying)(nil)
 
 // WithRetry wraps b in a Retrying configured by cfg, with defaults applied
 // to its zero fields. It does not validate cfg (call RetryConfig.Validate
-// for that) and tolerates invalid values: a negative MaxRetries means no
-// retry, a negative Initial no delay, and a Max below Initial caps every
-// delay at Max.
+// for that) and tolerates invalid values: a negative Initial means no
+// delay, and a Max below Initial caps every delay at Max.
 func WithRetry(b Backend, cfg RetryConfig) *Retrying {
 	cfg = cfg.WithDefaults()
 	return &Retrying{b: b, cfg: cfg, policy: backoff.Policy{Initial: cfg.Initial, Max: cfg.Max}}

@@ -110,7 +110,7 @@ func TestRetryConfig(t *testing.T) {
 		{"zero", backend.RetryConfig{}, true},
 		{"explicit", backend.RetryConfig{MaxRetries: 5, Initial: time.Millisecond, Max: time.Second}, true},
 		{"equal bounds", backend.RetryConfig{Initial: time.Second, Max: time.Second}, true},
-		{"negative retries", backend.RetryConfig{MaxRetries: -1}, false},
+		{"retries off", backend.RetryConfig{MaxRetries: -1}, true},
 		{"negative initial", backend.RetryConfig{Initial: -time.Second}, false},
 		{"max below initial", backend.RetryConfig{Initial: time.Second, Max: time.Millisecond}, false},
 	}
@@ -296,7 +296,7 @@ func TestRetryGivesUp(t *testing.T) {
 			t.Errorf("MaxRetries %d: retry log records = %d", maxRetries, n)
 		}
 	}
-	// A negative MaxRetries (invalid, tolerated) means no retry.
+	// A negative MaxRetries turns retries off.
 	f := newFixture(t, backend.RetryConfig{MaxRetries: -1})
 	f.faulty.Inject(backendtest.Fault{Op: backendtest.OpStat, Err: transient})
 	if _, err := f.retry.Stat(t.Context(), "k"); !errors.Is(err, backend.ErrTransient) {
