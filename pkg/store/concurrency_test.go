@@ -417,8 +417,9 @@ func TestStoresShareArtifacts(t *testing.T) {
 		if md.Version != 2 || !slices.Equal(md.Tags, []string{"x"}) {
 			t.Fatalf("second store's upload: %+v", md)
 		}
-		// blob Put, create attempt, manifest Put
-		if puts := fb.Calls(backendtest.OpPut); puts != 3 {
+		// blob Put, tag index marker of "x" (once), create attempt,
+		// manifest Put
+		if puts := fb.Calls(backendtest.OpPut); puts != 4 {
 			t.Fatalf("%d Puts", puts)
 		}
 		md = mustUpload(t, s1, uri, []byte("three"), UploadOptions{})

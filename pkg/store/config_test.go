@@ -49,13 +49,16 @@ func TestConfigValidate(t *testing.T) {
 		"negative backoff":        {ConflictBackoff: -time.Second},
 		"negative concurrency":    {ListConcurrency: -1},
 		"long writer id":          {WriterID: strings.Repeat("w", 300)},
-		"negative retries":        {Retry: backend.RetryConfig{MaxRetries: -2}},
 		"retry max below initial": {Retry: backend.RetryConfig{Initial: time.Second, Max: time.Millisecond}},
 	}
 	for name, c := range bad {
 		if err := c.Validate(); err == nil {
 			t.Errorf("%s: Validate accepted %+v", name, c)
 		}
+	}
+	// A negative Retry.MaxRetries turns retries off (backend.RetryConfig).
+	if err := (Config{Retry: backend.RetryConfig{MaxRetries: -1}}).Validate(); err != nil {
+		t.Errorf("negative retries (no retries): %v", err)
 	}
 }
 

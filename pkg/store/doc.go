@@ -17,6 +17,20 @@
 //	manifests/<spec>/<task>/<type>.json    the artifact record (JSON, mutable)
 //	blobs/<spec>/<task>/<type>/<ulid>      the content of one version (write-once)
 //	_usage/shard-<n>.json                  the usage counter of the quota (only with Config.Quota)
+//	_index/tags/<tag>/<spec>/<task>/<type> tag index: a zero-byte marker per tag of an artifact
+//	_index/tags-ready                      marks the tag index complete (zero bytes)
+//
+// In a marker key, <tag> is the tag in unpadded base64url (RFC 4648 §5), so
+// that a tag holding '/', '.', ':' and the like is one key segment. The tag
+// index is a superset of the manifests' tags: for every committed manifest
+// and every tag in it, the marker exists (see "Write protocol"). A marker
+// whose artifact lacks the tag (stale) is harmless: Search checks every
+// result against its manifest. New writes _index/tags-ready into a bucket
+// without manifests; a bucket written by a version of this package without
+// the index has no markers, and until Reconcile with Apply builds them (and
+// writes _index/tags-ready) a search by tag reads every manifest, as
+// before (New logs a warning). Walks of the manifests (Usage, the quota's
+// count, VerifyAll, Export, retention) never look under _index/.
 //
 // The manifest holds the artifact's tags, creation and update times, the
 // next version number and its versions; each version has its number, blob
@@ -45,6 +59,11 @@
 //     metadata of the current version is an idempotent no-op; otherwise it
 //     adds a version (Config.Versioning, pruning beyond Config.MaxVersions) or
 //     replaces the current one (the number still increases).
+//     When the new manifest adds tags (an upload with tags the artifact
+//     did not have, AddTags, SetTags), step 6 Puts their tag index
+//     markers after the lease check and before the manifest; a failure
+//     aborts the write with nothing committed (a marker left behind only
+//     widens the superset). Writes that keep the tags write no marker.
 //  6. Refuse to commit (ErrConflict and ErrLeaseLost) when the lease is
 //     already lost, past its expiry by this process's clock, or when its
 //     fence is older than the fence of the manifest's last commit and a
@@ -55,8 +74,17 @@
 //     artifact), carrying the lease's fence and the writer id. A failed
 //     condition means another writer committed since step 4, so the lease was
 //     lost: the write is never retried blindly, it fails with ErrConflict.
-//  7. Release the lock, then delete the blobs no manifest references any more
-//     (best effort; leftovers are found by reconcile).
+//  7. When the commit removed tags (RemoveTags, SetTags, Delete, the
+//     cleanup of expired artifacts), delete their markers while still
+//     holding the lock, so that no other writer can re-add a tag in between
+//     (it would need the lock, and Puts the marker before its commit); best
+//     effort, and only while the lease is valid by this process's clock: a
+//     marker left is stale, never wrong. (A deletion still in flight when
+//     the lease is lost could remove the marker of a tag that the next
+//     holder re-adds at that moment, as a lost lease can for Delete;
+//     Reconcile reports and re-creates such a marker.) Release the lock,
+//     then delete the blobs no manifest references any more (best effort;
+//     leftovers are found by reconcile).
 //
 // Content of known size up to 1 MiB (and any UploadBytes content) is held in
 // memory and handed to the backend as a seekable body, which S3 uploads in
@@ -74,7 +102,10 @@
 // With Config.DisableLocking, steps 4 to 6 run optimistically: a failed
 // condition re-reads, re-applies and retries, up to Config.MaxConflictRetries
 // times with backoff, then fails with ErrConflict. Mixing locked and
-// unlocked writers on one bucket is not supported.
+// unlocked writers on one bucket is not supported. Without locking, tag
+// index markers are never deleted (a writer cannot know that no other one
+// is re-adding the tag): the stale markers cost searches a manifest read
+// each, and Reconcile reports them but deletes them only with locking on.
 //
 // New proves that the backend enforces conditional Puts and refuses one
 // that does not (backend.ErrUnfencedWrites) unless Config.AllowUnfencedWrites.
@@ -205,8 +236,34 @@
 // left alone. It is a dry run unless ReconcileOptions.Apply: then each
 // orphan is checked once more against its artifact's manifest, read under
 // the artifact's lock, right before it is deleted, and the quota's usage
-// counter is reset. Keys under blobs/ outside the layout, and the blobs of
-// artifacts whose manifest is not valid, are reported and never deleted.
+// counter is reset. Keys under blobs/ or _index/tags/ outside the layout,
+// and the blobs of artifacts whose manifest is not valid, are reported and
+// never deleted.
+//
+// Reconcile also checks the tag index (after the walk of the manifests, it
+// lists _index/tags/): missing markers (a tag of a manifest without its
+// marker: a search by that tag would miss the artifact) and stale markers
+// (a marker whose artifact lacks the tag, or is gone), each confirmed
+// against a fresh read of the manifest. With Apply, missing markers are
+// created (no lock needed: a marker too many is harmless) and, with locking
+// on, each stale marker is deleted under its artifact's lock, right after
+// the manifest read under it shows the tag absent; then, when no marker
+// failed, _index/tags-ready is written (building the index of a bucket
+// written before it existed).
+//
+// # Search
+//
+// Search lists only the narrowest manifest prefix the filter allows (spec,
+// spec and task, or one manifest when spec, task and type are all set).
+// With tags (and a complete tag index), it lists instead the markers of
+// each tag under _index/tags/<tag>/, narrowed by spec and task, keeps the
+// artifacts that every tag names and that pass the type, reads only their
+// manifests (Config.ListConcurrency at a time) and checks the whole filter
+// on them, so a stale marker costs a read and never a wrong result. When
+// more than 1,000 artifacts are left, it lists the manifests instead and
+// reads the candidates whose cached copy is not current. Over 10,000
+// artifacts of which 100 carry the tag, a search costs one listing page
+// and 100 reads, cold or warm (see BENCHMARKS.md).
 //
 // # Errors
 //

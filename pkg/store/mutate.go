@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/necrocode/artifactstore/internal/backoff"
@@ -88,9 +89,17 @@ func (s *Store) mutate(ctx context.Context, u URI, apply mutation) (outcome, err
 		}
 	}
 	policy := backoff.Policy{Initial: s.cfg.ConflictBackoff, Max: 100 * s.cfg.ConflictBackoff}
+	// marked are the tags whose index markers this write has written, so
+	// that a commit after a failed create, or a retry, does not write them
+	// again (markers are deleted only under the lock, which this write
+	// holds, or not at all).
+	marked := map[string]bool{}
 	for attempt := 0; ; attempt++ {
-		out, garbage, err := s.commitOnce(ctx, u, lease, apply)
+		out, garbage, err := s.commitOnce(ctx, u, lease, apply, marked)
 		if err == nil {
+			// The markers of the tags the commit removed go while the lock
+			// is held (index.go); never without locking.
+			s.deleteTagMarkers(ctx, u, lease, tagsMinus(tagsOf(out.prev), tagsOf(out.m)))
 			s.release(ctx, u, lease)
 			s.deleteBlobs(ctx, "commit", garbage)
 			s.countUsage(ctx, u, out) // quota.go; no-op without a quota
@@ -154,7 +163,7 @@ func (s *Store) release(ctx context.Context, u URI, lease *lock.Lease) {
 // if-absent without being read: the condition makes that safe, and it
 // saves a round trip. If the artifact exists after all, the protocol
 // continues with the manifest read back.
-func (s *Store) commitOnce(ctx context.Context, u URI, lease *lock.Lease, apply mutation) (outcome, []string, error) {
+func (s *Store) commitOnce(ctx context.Context, u URI, lease *lock.Lease, apply mutation, marked map[string]bool) (outcome, []string, error) {
 	var fence uint64
 	if lease != nil {
 		fence = lease.Fence()
@@ -168,7 +177,7 @@ func (s *Store) commitOnce(ctx context.Context, u URI, lease *lock.Lease, apply 
 	)
 	if !s.manifests.known(key) {
 		if ch, err := apply(nil, info); err == nil && creates(ch) {
-			out, garbage, seen, err := s.commitChange(ctx, u, lease, nil, "", ch)
+			out, garbage, seen, err := s.commitChange(ctx, u, lease, nil, "", ch, marked)
 			if !errors.Is(err, errPrecondition) {
 				return out, garbage, err
 			}
@@ -191,7 +200,7 @@ func (s *Store) commitOnce(ctx context.Context, u URI, lease *lock.Lease, apply 
 	if err != nil {
 		return outcome{}, nil, err
 	}
-	out, garbage, _, err := s.commitChange(ctx, u, lease, cur, etag, ch)
+	out, garbage, _, err := s.commitChange(ctx, u, lease, cur, etag, ch, marked)
 	return out, garbage, err
 }
 
@@ -210,7 +219,10 @@ type seenManifest struct {
 // nil when absent): steps 5 and 6. On a failed condition it also returns
 // the manifest it read to check whether its own commit had landed (nil when
 // there is none).
-func (s *Store) commitChange(ctx context.Context, u URI, lease *lock.Lease, cur *manifest, etag string, ch change) (outcome, []string, *seenManifest, error) {
+//
+// Before the manifest Put it writes the tag index markers of the tags ch
+// adds (index.go), except those in marked, and records them there.
+func (s *Store) commitChange(ctx context.Context, u URI, lease *lock.Lease, cur *manifest, etag string, ch change, marked map[string]bool) (outcome, []string, *seenManifest, error) {
 	if ch.noop {
 		return outcome{m: cur, noop: true}, ch.garbage, nil, nil
 	}
@@ -252,6 +264,15 @@ func (s *Store) commitChange(ctx context.Context, u URI, lease *lock.Lease, cur 
 	data, err := encodeManifest(next)
 	if err != nil {
 		return outcome{}, nil, nil, fmt.Errorf("encode manifest of %s: %w", u, err)
+	}
+	// The tag index stays a superset of the manifests' tags: the markers
+	// of the tags this commit adds exist before it lands (index.go).
+	added := slices.DeleteFunc(tagsMinus(next.Tags, tagsOf(cur)), func(t string) bool { return marked[t] })
+	if err := s.putTagMarkers(ctx, u, added); err != nil {
+		return outcome{}, nil, nil, err
+	}
+	for _, t := range added {
+		marked[t] = true
 	}
 	opts := backend.PutOptions{ContentType: "application/json", IfMatch: etag, IfAbsent: cur == nil}
 	info, err := s.b.Put(ctx, key, bytes.NewReader(data), int64(len(data)), opts)

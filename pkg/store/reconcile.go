@@ -16,8 +16,9 @@ const DefaultReconcileGracePeriod = time.Hour
 
 // ReconcileOptions are the parameters of Reconcile.
 type ReconcileOptions struct {
-	// Apply deletes the orphan blobs (and, with a quota, resets the usage
-	// counter). Default false: a dry run that only reports.
+	// Apply deletes the orphan blobs, repairs the tag index (and, with a
+	// quota, resets the usage counter). Default false: a dry run that only
+	// reports.
 	Apply bool
 	// GracePeriod is how old (by the backend's modification time against
 	// Config.Now) an unreferenced blob must be to count as an orphan, so
@@ -55,9 +56,30 @@ type ReconcileReport struct {
 	// InvalidManifests are artifacts whose manifest is not a valid record.
 	// Their blobs are never counted as orphans.
 	InvalidManifests []string
-	// Strays are keys under blobs/ outside the store's layout. They are
-	// reported, never deleted.
+	// Strays are keys under blobs/ or _index/tags/ outside the store's
+	// layout. They are reported, never deleted.
 	Strays []string
+	// TagMarkers counts the markers listed under _index/tags/ (the tag
+	// index, see "Layout" in the package documentation).
+	TagMarkers int
+	// MissingTagMarkers are tags of manifests whose marker does not exist
+	// (confirmed against a fresh read of the manifest and of the marker);
+	// a search by such a tag would miss the artifact. With Apply they are
+	// created (TagMarkersCreated counts them).
+	MissingTagMarkers []TagMarker
+	// StaleTagMarkers are markers whose artifact does not have the tag (or
+	// does not exist), confirmed against a fresh read of the manifest.
+	// Search tolerates them (it costs a manifest read). With Apply and
+	// locking on, each is deleted under its artifact's lock, right after
+	// that read (TagMarkersDeleted counts them); without locking they are
+	// only reported.
+	StaleTagMarkers   []TagMarker
+	TagMarkersCreated int
+	TagMarkersDeleted int
+	// TagIndexReady reports that the tag index is marked complete (found
+	// so, or marked by this Apply: a bucket written by a version of the
+	// store without the index), so that searches by tag use it.
+	TagIndexReady bool
 	// Deleted and DeletedBytes count the orphans deleted (Apply).
 	Deleted      int
 	DeletedBytes int64
@@ -66,6 +88,13 @@ type ReconcileReport struct {
 	// UsageReset reports that the usage counter of the quota was reset to
 	// Usage (Apply with a quota).
 	UsageReset bool
+}
+
+// TagMarker is one entry of the tag index: Tag on the artifact URI
+// (artifact://<spec>/<task>/<type>).
+type TagMarker struct {
+	Tag string
+	URI string
 }
 
 // blobRefInfo is a version referencing a blob.
@@ -83,8 +112,14 @@ type blobRefInfo struct {
 // artifact's lock by the write protocol, right before it is deleted, and a
 // quota's usage counter is reset to the usage the manifests add up to.
 //
-// Reconcile holds every referenced blob key in memory (about 100 bytes per
-// version). A failure to delete one orphan is logged and joined into the
+// Reconcile also checks the tag index: it reports the markers missing for
+// tags of the manifests and the stale markers (confirmed against a fresh
+// read of the manifest), and with opts.Apply creates the missing ones and,
+// with locking on, deletes the stale ones under the artifact's lock; see
+// "Reconcile" in the package documentation.
+//
+// Reconcile holds every referenced blob key and every tag marker key in
+// memory (about 100 bytes per version and per tag). A failure to delete one orphan is logged and joined into the
 // returned error; the report covers the rest.
 func (s *Store) Reconcile(ctx context.Context, opts ReconcileOptions) (rep ReconcileReport, err error) {
 	defer func() { s.logResult(ctx, "reconcile", "", err) }()
@@ -102,6 +137,8 @@ func (s *Store) Reconcile(ctx context.Context, opts ReconcileOptions) (rep Recon
 		mu        sync.Mutex
 		refs      = map[string]blobRefInfo{}
 		protected []string // blob prefixes of invalid manifests
+		invalid   = map[URI]bool{}
+		marks     = map[string]tagRef{} // marker key -> the tag a manifest has
 	)
 	err = s.forEachManifest(ctx, manifestRoot, nil, func(ctx context.Context, r record) error {
 		mu.Lock()
@@ -110,7 +147,11 @@ func (s *Store) Reconcile(ctx context.Context, opts ReconcileOptions) (rep Recon
 		if r.err != nil {
 			rep.InvalidManifests = append(rep.InvalidManifests, r.uri.String())
 			protected = append(protected, blobPrefix(r.uri))
+			invalid[r.uri] = true
 			return nil
+		}
+		for _, t := range r.m.Tags {
+			marks[tagMarkerKey(t, r.uri)] = tagRef{tag: t, uri: r.uri}
 		}
 		rep.Usage = rep.Usage.plus(totalsOf(r.m))
 		for _, v := range r.m.Versions {
@@ -222,7 +263,30 @@ func (s *Store) Reconcile(ctx context.Context, opts ReconcileOptions) (rep Recon
 		return rep, fmt.Errorf("reconcile: %w", err)
 	}
 
-	// 5. The quota's counter, from the manifests just read.
+	// 5. The tag index: markers missing for the tags of the manifests just
+	// read, and markers without their tag.
+	failed := len(errs)
+	if err := s.reconcileTagIndex(ctx, opts.Apply, marks, invalid, &rep, &errs); err != nil {
+		return rep, fmt.Errorf("reconcile: %w", err)
+	}
+	ready, err := s.checkTagIndexReady(ctx)
+	switch {
+	case err != nil:
+		errs = append(errs, err)
+	case !ready && opts.Apply && len(errs) == failed:
+		// Every manifest read has its markers now, and every commit
+		// since keeps them.
+		if err := s.markTagIndexReady(ctx); err != nil {
+			errs = append(errs, err)
+		} else {
+			rep.TagIndexReady = true
+			s.log.Info("store: reconcile built the tag index")
+		}
+	default:
+		rep.TagIndexReady = ready
+	}
+
+	// 6. The quota's counter, from the manifests just read.
 	if opts.Apply && s.quotaOn() {
 		if err := s.resetUsageCounter(ctx, rep.Usage, false); err != nil {
 			errs = append(errs, fmt.Errorf("reset usage counter: %w", err))
@@ -234,6 +298,8 @@ func (s *Store) Reconcile(ctx context.Context, opts ReconcileOptions) (rep Recon
 	slices.Sort(rep.OrphanBlobs)
 	slices.Sort(rep.InvalidManifests)
 	slices.Sort(rep.Strays)
+	sortTagMarkers(rep.MissingTagMarkers)
+	sortTagMarkers(rep.StaleTagMarkers)
 	slices.SortFunc(rep.MissingBlobs, func(a, b MissingBlob) int { return strings.Compare(a.BlobKey, b.BlobKey) })
 	for _, m := range rep.MissingBlobs {
 		s.log.Error("store: reconcile: missing blob", "uri", m.URI, "blob", m.BlobKey)
@@ -241,7 +307,9 @@ func (s *Store) Reconcile(ctx context.Context, opts ReconcileOptions) (rep Recon
 	s.log.Info("store: reconcile done", "applied", opts.Apply, "manifests", rep.Manifests, "blobs", rep.Blobs,
 		"orphans", len(rep.OrphanBlobs), "orphan_bytes", rep.OrphanBytes, "pending", rep.Pending,
 		"missing", len(rep.MissingBlobs), "invalid_manifests", len(rep.InvalidManifests), "strays", len(rep.Strays),
-		"deleted", rep.Deleted, "usage_reset", rep.UsageReset)
+		"deleted", rep.Deleted, "usage_reset", rep.UsageReset, "tag_markers", rep.TagMarkers,
+		"missing_tag_markers", len(rep.MissingTagMarkers), "stale_tag_markers", len(rep.StaleTagMarkers),
+		"tag_markers_created", rep.TagMarkersCreated, "tag_markers_deleted", rep.TagMarkersDeleted)
 	if len(errs) > 0 {
 		return rep, fmt.Errorf("reconcile: %d failures: %w", len(errs), errors.Join(errs...))
 	}

@@ -70,8 +70,10 @@ func (f Filter) match(m *manifest) bool {
 // matches f, sorted by URI. It lists only the narrowest manifest prefix the
 // filter allows (spec, spec and task, or one manifest when spec, task and
 // type are all set) and reads manifests Config.ListConcurrency at a time.
-// Manifests that are not valid records are skipped (and logged); VerifyAll
-// reports them.
+// With tags, it lists the tag index instead and reads only the manifests of
+// the artifacts it names (see "Search" in the package documentation); every
+// result is checked against its manifest. Manifests that are not valid
+// records are skipped (and logged); VerifyAll reports them.
 func (s *Store) Search(ctx context.Context, f Filter) (mds []Metadata, err error) {
 	defer func() { s.logResult(ctx, "search", "", err) }()
 	if err := f.validate(); err != nil {
@@ -90,7 +92,10 @@ func (s *Store) Search(ctx context.Context, f Filter) (mds []Metadata, err error
 		}
 		return []Metadata{metadataOf(m, m.current())}, nil
 	}
-	return s.collect(ctx, manifestPrefix(f.Spec, f.Task), f)
+	if len(f.Tags) > 0 {
+		return s.searchByTags(ctx, f) // index.go
+	}
+	return s.collect(ctx, manifestPrefix(f.Spec, f.Task), f, nil)
 }
 
 // ListTask returns the metadata of the current version of every artifact of
@@ -103,7 +108,7 @@ func (s *Store) ListTask(ctx context.Context, spec, task string) (mds []Metadata
 	if err := ValidateName("task", task); err != nil {
 		return nil, err
 	}
-	return s.collect(ctx, manifestPrefix(spec, task), Filter{Spec: spec, Task: task})
+	return s.collect(ctx, manifestPrefix(spec, task), Filter{Spec: spec, Task: task}, nil)
 }
 
 // ListSpec returns the metadata of the current version of every artifact of
@@ -113,33 +118,77 @@ func (s *Store) ListSpec(ctx context.Context, spec string) (mds []Metadata, err 
 	if err := ValidateName("spec", spec); err != nil {
 		return nil, err
 	}
-	return s.collect(ctx, manifestPrefix(spec, ""), Filter{Spec: spec})
+	return s.collect(ctx, manifestPrefix(spec, ""), Filter{Spec: spec}, nil)
 }
 
-// collect reads the manifests under prefix that match f and returns the
-// current versions' metadata sorted by URI.
-func (s *Store) collect(ctx context.Context, prefix string, f Filter) ([]Metadata, error) {
-	var (
-		mu  sync.Mutex
-		out = []Metadata{}
-	)
-	err := s.forEachManifest(ctx, prefix, f.matchURI, func(ctx context.Context, r record) error {
-		if r.err != nil {
-			s.log.Warn("store: skipping invalid manifest", "uri", r.uri.String(), "err", r.err)
-			return nil
-		}
-		if !f.match(r.m) {
-			return nil
-		}
-		md := metadataOf(r.m, r.m.current())
-		mu.Lock()
-		out = append(out, md)
-		mu.Unlock()
+// collect reads the manifests under prefix that match f (and pass keep,
+// when not nil) and returns the current versions' metadata sorted by URI.
+func (s *Store) collect(ctx context.Context, prefix string, f Filter, keep func(URI) bool) ([]Metadata, error) {
+	var results searchResults
+	err := s.forEachManifest(ctx, prefix, func(u URI) bool {
+		return f.matchURI(u) && (keep == nil || keep(u))
+	}, func(ctx context.Context, r record) error {
+		results.add(s, f, r)
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	return results.sorted(), nil
+}
+
+// collectURIs reads the manifests of uris, Config.ListConcurrency at a time,
+// and returns the current versions' metadata of those that match f, sorted
+// by URI. An artifact that does not exist is skipped.
+func (s *Store) collectURIs(ctx context.Context, uris []URI, f Filter) ([]Metadata, error) {
+	var results searchResults
+	err := s.parallel(ctx, len(uris), func(ctx context.Context, i int) error {
+		u := uris[i]
+		m, etag, err := s.readManifest(ctx, u)
+		switch {
+		case errors.Is(err, ErrIntegrity):
+			results.add(s, f, record{uri: u, err: err})
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			return err
+		default:
+			results.add(s, f, record{uri: u, m: m, etag: etag})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return results.sorted(), nil
+}
+
+// searchResults gathers the matches of a search from concurrent readers.
+type searchResults struct {
+	mu  sync.Mutex
+	out []Metadata
+}
+
+// add keeps r when it matches f; an invalid manifest is skipped (logged).
+func (rs *searchResults) add(s *Store, f Filter, r record) {
+	if r.err != nil {
+		s.log.Warn("store: skipping invalid manifest", "uri", r.uri.String(), "err", r.err)
+		return
+	}
+	if !f.match(r.m) {
+		return
+	}
+	md := metadataOf(r.m, r.m.current())
+	rs.mu.Lock()
+	rs.out = append(rs.out, md)
+	rs.mu.Unlock()
+}
+
+// sorted returns the matches sorted by URI (never nil).
+func (rs *searchResults) sorted() []Metadata {
+	out := rs.out
+	if out == nil {
+		out = []Metadata{}
+	}
 	slices.SortFunc(out, func(a, b Metadata) int { return strings.Compare(a.URI, b.URI) })
-	return out, nil
+	return out
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/oklog/ulid/v2"
 
@@ -26,6 +27,11 @@ type Store struct {
 
 	manifests *manifestCache
 	quota     quotaState // the usage counter's view (quota.go)
+
+	// tagIndexReady is set once the bucket's tag index is known complete
+	// (index.go); indexReadLimit is indexReadLimit (tests lower it).
+	tagIndexReady  atomic.Bool
+	indexReadLimit int
 }
 
 // manifestCacheEntries is the default of Config.ManifestCacheEntries: the
@@ -36,6 +42,9 @@ const manifestCacheEntries = 1024
 // is set. New checks cfg, proves that b enforces conditional writes (with a
 // scratch object under _probe/) and refuses a backend that does not with an
 // error matching backend.ErrUnfencedWrites, unless cfg.AllowUnfencedWrites.
+// It also learns whether the bucket's tag index is complete, and marks it
+// complete in a bucket without artifacts (see "Layout" in the package
+// documentation).
 // The caller keeps ownership of b and l: the Store never closes them.
 func New(ctx context.Context, b backend.Backend, l lock.Locker, cfg Config) (*Store, error) {
 	if b == nil {
@@ -49,10 +58,11 @@ func New(ctx context.Context, b backend.Backend, l lock.Locker, cfg Config) (*St
 	}
 	cfg = cfg.WithDefaults()
 	s := &Store{
-		b:         backend.WithRetry(b, cfg.Retry),
-		cfg:       cfg,
-		log:       cfg.Logger,
-		manifests: newManifestCache(cfg.ManifestCacheEntries),
+		b:              backend.WithRetry(b, cfg.Retry),
+		cfg:            cfg,
+		log:            cfg.Logger,
+		manifests:      newManifestCache(cfg.ManifestCacheEntries),
+		indexReadLimit: indexReadLimit,
 	}
 	if !cfg.DisableLocking {
 		s.locker = l
@@ -64,6 +74,10 @@ func New(ctx context.Context, b backend.Backend, l lock.Locker, cfg Config) (*St
 			return nil, fmt.Errorf("store: open: %w", err)
 		}
 		s.log.Warn("store: backend does not enforce conditional writes; accepted by Config.AllowUnfencedWrites", "err", err)
+	}
+	if err := s.openTagIndex(ctx); err != nil {
+		s.log.Error("store: open", "op", "open", "err", err)
+		return nil, fmt.Errorf("store: open: %w", err)
 	}
 	return s, nil
 }

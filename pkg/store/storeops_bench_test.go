@@ -20,7 +20,10 @@ import (
 // so the searches and walks after the first are served by the listing plus
 // the cache (a manifest is read only when its listed ETag changed); the
 // *Cold variants open a new Store (empty cache) for each run, as a fresh
-// process would. See BENCHMARKS.md ("Store operations (10,000 artifacts)").
+// process would. Searches by tag go through the tag index instead (list
+// the tag's markers, read the candidates' manifests), cold or warm; the
+// last sub-benchmarks measure what the index costs writers. See
+// BENCHMARKS.md ("Store operations (10,000 artifacts)").
 func BenchmarkStoreOps(b *testing.B) {
 	const (
 		specs, tasks = 100, 10
@@ -221,9 +224,58 @@ func BenchmarkStoreOps(b *testing.B) {
 	b.Run("ReconcileDryRun", func(b *testing.B) {
 		for b.Loop() {
 			rep, err := s.Reconcile(ctx, ReconcileOptions{})
-			if err != nil || len(rep.OrphanBlobs) != 0 || len(rep.MissingBlobs) != 0 {
+			if err != nil || len(rep.OrphanBlobs) != 0 || len(rep.MissingBlobs) != 0 ||
+				len(rep.MissingTagMarkers) != 0 || len(rep.StaleTagMarkers) != 0 {
 				b.Fatalf("reconcile %+v, %v", rep, err)
 			}
+		}
+	})
+	// The cost of the tag index to writers, on artifacts of specs 50-99
+	// (not expired, type diff: no other sub-benchmark depends on them).
+	// An upload that keeps the artifact's tags writes no marker; adding a
+	// tag writes one before the commit, removing it deletes one under the
+	// lock after the commit.
+	b.Run("UploadSameTags", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			spec := specs/2 + i%(specs/2)
+			uri := fmt.Sprintf("artifact://spec-%03d/task-%02d/%s", spec, i/(specs/2)%tasks, TypeDiff)
+			tags := []string{fmt.Sprintf("batch-%d", spec%10)}
+			data := benchContent(300 + i%50)
+			if _, err := s.UploadBytes(ctx, uri, data, UploadOptions{Tags: tags, ContentType: "text/plain"}); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+	b.Run("AddTag", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			uri := fmt.Sprintf("artifact://spec-%03d/task-%02d/%s", specs/2+i%(specs/2), i/(specs/2)%tasks, TypeDiff)
+			if _, err := s.AddTags(ctx, uri, "bench-added"); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			if _, err := s.RemoveTags(ctx, uri, "bench-added"); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			i++
+		}
+	})
+	b.Run("RemoveTag", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			uri := fmt.Sprintf("artifact://spec-%03d/task-%02d/%s", specs/2+i%(specs/2), i/(specs/2)%tasks, TypeDiff)
+			b.StopTimer()
+			if _, err := s.AddTags(ctx, uri, "bench-removed"); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			if _, err := s.RemoveTags(ctx, uri, "bench-removed"); err != nil {
+				b.Fatal(err)
+			}
+			i++
 		}
 	})
 }

@@ -162,6 +162,8 @@ func isNameByte(c byte) bool {
 //
 //	manifests/<spec>/<task>/<type>.json     the artifact record
 //	blobs/<spec>/<task>/<type>/<ulid>       the content of one version
+//
+// (and _usage/, quota.go; _index/, the tag index, index.go).
 const (
 	manifestRoot   = "manifests/"
 	manifestSuffix = ".json"
