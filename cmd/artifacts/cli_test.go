@@ -451,6 +451,37 @@ func TestReconcile(t *testing.T) {
 	if len(rep.OrphanBlobs) != 0 {
 		t.Fatalf("orphan still there after --apply: %+v", rep)
 	}
+	if !rep.TagIndexReady || rep.TagMarkers == 0 || len(rep.MissingTagMarkers) != 0 || len(rep.StaleTagMarkers) != 0 {
+		t.Fatalf("tag index of a healthy store: %+v", rep)
+	}
+
+	// A tag marker lost behind the store's back is reported, then re-created.
+	b, err = filebackend.New(filebackend.Config{Root: c.dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var marker string
+	for info, err := range b.List(context.Background(), "_index/tags/") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		marker = info.Key
+		break
+	}
+	if marker == "" {
+		t.Fatal("no tag marker under _index/tags/")
+	}
+	if err := b.Delete(context.Background(), marker); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	if r := c.ok("reconcile"); !strings.Contains(r.stdout, "NO-INDEX  ") || !strings.Contains(r.stdout, "1 missing (0 created)") {
+		t.Fatalf("reconcile dry run after losing %s:\n%s", marker, r.stdout)
+	}
+	decode(t, c.ok("reconcile", "--apply", "--json").stdout, &rep)
+	if len(rep.MissingTagMarkers) != 1 || rep.TagMarkersCreated != 1 {
+		t.Fatalf("reconcile --apply after losing %s: %+v", marker, rep)
+	}
 	c.fails(exitUsage, "reconcile", "--grace", "soon")
 }
 

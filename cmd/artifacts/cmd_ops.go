@@ -506,6 +506,26 @@ type reconcileJSON struct {
 	Deleted          int           `json:"deleted"`
 	DeletedBytes     int64         `json:"deleted_bytes"`
 	UsageReset       bool          `json:"usage_reset"`
+
+	TagMarkers        int             `json:"tag_markers"`
+	MissingTagMarkers []tagMarkerJSON `json:"missing_tag_markers"`
+	StaleTagMarkers   []tagMarkerJSON `json:"stale_tag_markers"`
+	TagMarkersCreated int             `json:"tag_markers_created"`
+	TagMarkersDeleted int             `json:"tag_markers_deleted"`
+	TagIndexReady     bool            `json:"tag_index_ready"`
+}
+
+type tagMarkerJSON struct {
+	Tag string `json:"tag"`
+	URI string `json:"uri"`
+}
+
+func tagMarkersJSON(ms []store.TagMarker) []tagMarkerJSON {
+	out := make([]tagMarkerJSON, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, tagMarkerJSON{Tag: m.Tag, URI: m.URI})
+	}
+	return out
 }
 
 func runReconcile(ctx context.Context, a *app, c *command, args []string) error {
@@ -539,7 +559,10 @@ func runReconcile(ctx context.Context, a *app, c *command, args []string) error 
 			if err := writeJSON(a.stdout, reconcileJSON{Applied: rep.Applied, Manifests: rep.Manifests, Blobs: rep.Blobs,
 				OrphanBlobs: nonNil(rep.OrphanBlobs), OrphanBytes: rep.OrphanBytes, Pending: rep.Pending,
 				MissingBlobs: missingJSON(rep.MissingBlobs), InvalidManifests: nonNil(rep.InvalidManifests), Strays: nonNil(rep.Strays),
-				Deleted: rep.Deleted, DeletedBytes: rep.DeletedBytes, UsageReset: rep.UsageReset}); err != nil {
+				Deleted: rep.Deleted, DeletedBytes: rep.DeletedBytes, UsageReset: rep.UsageReset,
+				TagMarkers: rep.TagMarkers, MissingTagMarkers: tagMarkersJSON(rep.MissingTagMarkers),
+				StaleTagMarkers: tagMarkersJSON(rep.StaleTagMarkers), TagMarkersCreated: rep.TagMarkersCreated,
+				TagMarkersDeleted: rep.TagMarkersDeleted, TagIndexReady: rep.TagIndexReady}); err != nil {
 				return err
 			}
 		} else {
@@ -565,11 +588,20 @@ func runReconcile(ctx context.Context, a *app, c *command, args []string) error 
 			for _, k := range rep.Strays {
 				fmt.Fprintf(w, "STRAY     %s\n", k)
 			}
+			for _, m := range rep.MissingTagMarkers {
+				fmt.Fprintf(w, "NO-INDEX  %s (tag %s)\n", m.URI, m.Tag)
+			}
+			for _, m := range rep.StaleTagMarkers {
+				fmt.Fprintf(w, "STALE-TAG %s (tag %s)\n", m.URI, m.Tag)
+			}
 			fmt.Fprintf(w, "orphan blobs: %d (%s), %s %d (%s); %d younger than the grace period left alone\n",
 				len(rep.OrphanBlobs), humanSize(rep.OrphanBytes), verb, deletedOr(apply, rep.Deleted, len(rep.OrphanBlobs)),
 				humanSize(deletedBytesOr(apply, rep.DeletedBytes, rep.OrphanBytes)), rep.Pending)
 			fmt.Fprintf(w, "missing blobs: %d, invalid manifests: %d, stray keys: %d\n",
 				len(rep.MissingBlobs), len(rep.InvalidManifests), len(rep.Strays))
+			fmt.Fprintf(w, "tag index: %d markers, %d missing (%d created), %d stale (%d deleted), complete: %v\n",
+				rep.TagMarkers, len(rep.MissingTagMarkers), rep.TagMarkersCreated,
+				len(rep.StaleTagMarkers), rep.TagMarkersDeleted, rep.TagIndexReady)
 			if rep.UsageReset {
 				fmt.Fprintln(w, "usage counter reset")
 			}
