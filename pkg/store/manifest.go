@@ -34,6 +34,14 @@ const compressionGzip = "gzip"
 // the only mutable object of an artifact and is written only by conditional
 // Puts (see mutate).
 type manifest struct {
+	manifestHeader
+	// Versions are in ascending order of Version; never empty.
+	Versions []version `json:"versions"`
+}
+
+// manifestHeader is the manifest without its versions: encodeManifest
+// encodes it once and appends the versions' cached encodings.
+type manifestHeader struct {
 	Schema int    `json:"schema"`
 	URI    string `json:"uri"`
 	Spec   string `json:"spec"`
@@ -54,8 +62,6 @@ type manifest struct {
 	Fence  uint64 `json:"fence"`
 	Writer string `json:"writer"`
 	Commit string `json:"commit"`
-	// Versions are in ascending order of Version; never empty.
-	Versions []version `json:"versions"`
 }
 
 // version is one stored content of an artifact. A version is immutable
@@ -175,30 +181,10 @@ func isHexSHA256(s string) bool {
 	return true
 }
 
-// manifestHeader is the manifest without its versions, for encoding.
-type manifestHeader struct {
-	Schema      int       `json:"schema"`
-	URI         string    `json:"uri"`
-	Spec        string    `json:"spec"`
-	Task        string    `json:"task"`
-	Type        string    `json:"type"`
-	Tags        []string  `json:"tags"`
-	Created     time.Time `json:"created"`
-	Updated     time.Time `json:"updated"`
-	NextVersion int       `json:"next_version"`
-	Fence       uint64    `json:"fence"`
-	Writer      string    `json:"writer"`
-	Commit      string    `json:"commit"`
-}
-
 // encodeManifest encodes m as the JSON object decodeManifest reads, reusing
 // (and filling) each version's cached encoding.
 func encodeManifest(m *manifest) ([]byte, error) {
-	head, err := json.Marshal(manifestHeader{
-		Schema: m.Schema, URI: m.URI, Spec: m.Spec, Task: m.Task, Type: m.Type, Tags: m.Tags,
-		Created: m.Created, Updated: m.Updated, NextVersion: m.NextVersion,
-		Fence: m.Fence, Writer: m.Writer, Commit: m.Commit,
-	})
+	head, err := json.Marshal(m.manifestHeader)
 	if err != nil {
 		return nil, err
 	}

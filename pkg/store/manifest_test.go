@@ -13,9 +13,11 @@ func testManifest() *manifest {
 	u := URI{Spec: "s", Task: "t", Type: "diff"}
 	created := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	return &manifest{
-		Schema: manifestSchema, URI: u.String(), Spec: "s", Task: "t", Type: "diff",
-		Tags: []string{"a", "b"}, Created: created, Updated: created.Add(time.Hour), NextVersion: 4,
-		Fence: 9, Writer: "host:1", Commit: "01J00000000000000000000000",
+		manifestHeader: manifestHeader{
+			Schema: manifestSchema, URI: u.String(), Spec: "s", Task: "t", Type: "diff",
+			Tags: []string{"a", "b"}, Created: created, Updated: created.Add(time.Hour), NextVersion: 4,
+			Fence: 9, Writer: "host:1", Commit: "01J00000000000000000000000",
+		},
 		Versions: []version{
 			{Version: 1, Blob: blobPrefix(u) + "A", SHA256: strings.Repeat("ab", 32), Size: 10, StoredSize: 10,
 				ContentType: "text/plain", Created: created, Fence: 3, Writer: "host:1"},
@@ -91,10 +93,7 @@ func TestManifestValidation(t *testing.T) {
 	for name, breakIt := range bad {
 		m := testManifest()
 		breakIt(m)
-		data, err := json.Marshal(struct {
-			manifestHeader
-			Versions []version `json:"versions"`
-		}{manifestHeader{m.Schema, m.URI, m.Spec, m.Task, m.Type, m.Tags, m.Created, m.Updated, m.NextVersion, m.Fence, m.Writer, m.Commit}, m.Versions})
+		data, err := json.Marshal(m)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -134,7 +134,7 @@ const maxBufferedGzip = 16 << 20
 func (s *Store) applyUpload(cur *manifest, v version, tags []string) (change, error) {
 	if cur == nil {
 		v.Version = 1
-		m := &manifest{Tags: tags, Created: v.Created, NextVersion: 2, Versions: []version{v}}
+		m := &manifest{manifestHeader: manifestHeader{Tags: tags, Created: v.Created, NextVersion: 2}, Versions: []version{v}}
 		if m.Tags == nil {
 			m.Tags = []string{}
 		}
