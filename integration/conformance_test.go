@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/necrocode/artifactstore/pkg/backend"
+	"github.com/necrocode/artifactstore/pkg/backend/backendtest"
 	"github.com/necrocode/artifactstore/pkg/setup"
 	"github.com/necrocode/artifactstore/pkg/store"
 )
@@ -66,7 +67,7 @@ func TestStoreOnS3AndRedis(t *testing.T) {
 			t.Fatalf("%d versions, want %d", n, hammerWriters*hammerUploads)
 		}
 		// One blob per version: no orphan, nothing half-written.
-		if blobs := keysUnder(t, e.raw(t), "blobs/conformance/hot/"); len(blobs) != n {
+		if blobs := backendtest.Keys(t, e.raw(t), "blobs/conformance/hot/"); len(blobs) != n {
 			t.Fatalf("%d blobs for %d versions", len(blobs), n)
 		}
 		vs, err := stores[1].Versions(ctx, uri)
@@ -113,7 +114,7 @@ func TestStoreOnS3AndRedis(t *testing.T) {
 		if err != nil || len(vs) != 1 || md.Version != 20 {
 			t.Fatalf("versions %+v (%v), current %d; want one version numbered 20", vs, err, md.Version)
 		}
-		if blobs := keysUnder(t, e.raw(t), "blobs/conformance/replace/"); !slices.Equal(blobs, []string{md.BlobKey}) {
+		if blobs := backendtest.Keys(t, e.raw(t), "blobs/conformance/replace/"); !slices.Equal(blobs, []string{md.BlobKey}) {
 			t.Fatalf("blobs %v, want only %s", blobs, md.BlobKey)
 		}
 	})
@@ -366,7 +367,7 @@ func checkOnly(t *testing.T, e *env, s *store.Store, uri string, want ...store.M
 	u, _ := store.ParseURI(uri)
 	slices.Sort(blobs)
 	prefix := fmt.Sprintf("blobs/%s/%s/%s/", u.Spec, u.Task, u.Type)
-	if got := keysUnder(t, e.raw(t), prefix); !slices.Equal(got, blobs) {
+	if got := backendtest.Keys(t, e.raw(t), prefix); !slices.Equal(got, blobs) {
 		t.Fatalf("blobs %v, want %v: a refused writer's blob is left", got, blobs)
 	}
 }

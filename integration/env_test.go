@@ -237,19 +237,6 @@ func checkAcked(t *testing.T, s *store.Store, uris []string, acked []ack, exact 
 	return total
 }
 
-// keysUnder lists the keys under prefix in b.
-func keysUnder(t *testing.T, b backend.Backend, prefix string) []string {
-	t.Helper()
-	var keys []string
-	for info, err := range b.List(context.Background(), prefix) {
-		if err != nil {
-			t.Fatalf("list %q: %v", prefix, err)
-		}
-		keys = append(keys, info.Key)
-	}
-	return keys
-}
-
 // hookBackend calls hooks around the Puts and Gets of the backend it wraps:
 // the fault-injection decorator of these tests (a hook may block, to hold
 // a writer inside its critical section).

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/necrocode/artifactstore/pkg/backend/backendtest"
 	"github.com/necrocode/artifactstore/pkg/store"
 )
 
@@ -39,7 +40,7 @@ func TestWorkerProcessesLoseNoUpdate(t *testing.T) {
 	if n := checkAcked(t, s, uris, got.all(), true); n != workers*uploads {
 		t.Fatalf("%d versions, want %d", n, workers*uploads)
 	}
-	blobs := keysUnder(t, e.raw(t), "blobs/d1/")
+	blobs := backendtest.Keys(t, e.raw(t), "blobs/d1/")
 	if len(blobs) != workers*uploads {
 		t.Fatalf("%d blobs for %d versions", len(blobs), workers*uploads)
 	}
@@ -110,7 +111,7 @@ func TestStoppedWorkerCannotCommitAfterExpiry(t *testing.T) {
 	if n != 5 {
 		t.Fatalf("%d versions, want 5 (v1, 3 from the other worker, the last)", n)
 	}
-	blobs := keysUnder(t, e.raw(t), "blobs/d2/paused/diff/")
+	blobs := backendtest.Keys(t, e.raw(t), "blobs/d2/paused/diff/")
 	if len(blobs) != n || slices.Contains(blobs, pausedBlob) {
 		t.Fatalf("blobs %v: the refused writer's blob %s must be gone and every version's kept", blobs, pausedBlob)
 	}
@@ -143,7 +144,7 @@ func TestKilledWorkerLeavesOrphanForReconcile(t *testing.T) {
 	}
 
 	checkOnlyVersions(t, s, uri, v1)
-	if blobs := keysUnder(t, e.raw(t), "blobs/killed/"); !slices.Contains(blobs, orphan) || len(blobs) != 2 {
+	if blobs := backendtest.Keys(t, e.raw(t), "blobs/killed/"); !slices.Contains(blobs, orphan) || len(blobs) != 2 {
 		t.Fatalf("blobs %v, want v1's and the orphan %s", blobs, orphan)
 	}
 
@@ -161,14 +162,14 @@ func TestKilledWorkerLeavesOrphanForReconcile(t *testing.T) {
 	if !slices.Equal(rep.OrphanBlobs, []string{orphan}) || len(rep.MissingBlobs) != 0 || rep.Applied {
 		t.Fatalf("reconcile (dry run): %s", jsonOf(rep))
 	}
-	if blobs := keysUnder(t, e.raw(t), "blobs/killed/"); len(blobs) != 3 {
+	if blobs := backendtest.Keys(t, e.raw(t), "blobs/killed/"); len(blobs) != 3 {
 		t.Fatalf("the dry run deleted something: %v", blobs)
 	}
 	rep, err = s.Reconcile(ctx, store.ReconcileOptions{GracePeriod: time.Nanosecond, Apply: true})
 	if err != nil || rep.Deleted != 1 {
 		t.Fatalf("reconcile (apply): %s, %v", jsonOf(rep), err)
 	}
-	if blobs := keysUnder(t, e.raw(t), "blobs/killed/"); len(blobs) != 2 || slices.Contains(blobs, orphan) {
+	if blobs := backendtest.Keys(t, e.raw(t), "blobs/killed/"); len(blobs) != 2 || slices.Contains(blobs, orphan) {
 		t.Fatalf("blobs after reconcile: %v", blobs)
 	}
 	checkOnlyVersions(t, s, uri, v1, v2)

@@ -86,7 +86,7 @@ func TestConcurrentUploadsVersioned(t *testing.T) {
 			}
 		}
 		// No orphan: exactly one blob per version.
-		if blobs := keysUnder(t, f.b, "blobs/"); len(blobs) != writers*uploads {
+		if blobs := backendtest.Keys(t, f.b, "blobs/"); len(blobs) != writers*uploads {
 			t.Fatalf("%d blobs for %d versions", len(blobs), writers*uploads)
 		}
 		// Fences of the commits increase with the version numbers.
@@ -112,7 +112,7 @@ func TestConcurrentUploadsReplace(t *testing.T) {
 		if len(m.Versions) != 1 || md.Version != writers*uploads || m.NextVersion != writers*uploads+1 {
 			t.Fatalf("manifest: %d versions, current %d, next %d", len(m.Versions), md.Version, m.NextVersion)
 		}
-		if blobs := keysUnder(t, f.b, "blobs/"); !slices.Equal(blobs, []string{md.BlobKey}) {
+		if blobs := backendtest.Keys(t, f.b, "blobs/"); !slices.Equal(blobs, []string{md.BlobKey}) {
 			t.Fatalf("blobs %v, want only %s", blobs, md.BlobKey)
 		}
 	})
@@ -281,7 +281,7 @@ func checkOnly(t *testing.T, f *fixture, uri string, want ...Metadata) {
 		blobs = append(blobs, v.BlobKey)
 	}
 	slices.Sort(blobs)
-	if got := keysUnder(t, f.b, "blobs/"); !slices.Equal(got, blobs) {
+	if got := backendtest.Keys(t, f.b, "blobs/"); !slices.Equal(got, blobs) {
 		t.Fatalf("blobs %v, want %v: the refused writer's blob is left", got, blobs)
 	}
 }
@@ -383,7 +383,7 @@ func TestTransientFaultsAreRetried(t *testing.T) {
 		if len(vs) != 2 {
 			t.Fatalf("%d versions", len(vs))
 		}
-		if blobs := keysUnder(t, fb, "blobs/"); len(blobs) != 2 {
+		if blobs := backendtest.Keys(t, fb, "blobs/"); len(blobs) != 2 {
 			t.Fatalf("blobs %v", blobs)
 		}
 		// A permanent failure is not retried and changes nothing.
@@ -446,7 +446,7 @@ func TestStoresShareArtifacts(t *testing.T) {
 			t.Fatalf("create with a lost response: %+v", md)
 		}
 		fb.Clear()
-		if blobs := keysUnder(t, fb, "blobs/"); len(blobs) != 2 {
+		if blobs := backendtest.Keys(t, fb, "blobs/"); len(blobs) != 2 {
 			t.Fatalf("blobs %v", blobs)
 		}
 	})

@@ -172,19 +172,6 @@ func snapshot(t *testing.T, b backend.Backend) map[string]string {
 	return out
 }
 
-// keysUnder lists the keys under prefix.
-func keysUnder(t *testing.T, b backend.Backend, prefix string) []string {
-	t.Helper()
-	var out []string
-	for info, err := range b.List(context.Background(), prefix) {
-		if err != nil {
-			t.Fatalf("list %q: %v", prefix, err)
-		}
-		out = append(out, info.Key)
-	}
-	return out
-}
-
 func sha(data []byte) string {
 	s := sha256.Sum256(data)
 	return hex.EncodeToString(s[:])

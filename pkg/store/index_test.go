@@ -52,7 +52,7 @@ func TestTagMarkerKeys(t *testing.T) {
 func markersIn(t *testing.T, b backend.Backend) []string {
 	t.Helper()
 	var out []string
-	for _, k := range keysUnder(t, b, tagIndexRoot) {
+	for _, k := range backendtest.Keys(t, b, tagIndexRoot) {
 		tag, u, ok := parseTagMarkerKey(k)
 		if !ok {
 			continue // a stray key (TestReconcileTagIndex puts one)
@@ -68,7 +68,7 @@ func markersIn(t *testing.T, b backend.Backend) []string {
 func tagsInManifests(t *testing.T, b backend.Backend) []string {
 	t.Helper()
 	var out []string
-	for _, k := range keysUnder(t, b, manifestRoot) {
+	for _, k := range backendtest.Keys(t, b, manifestRoot) {
 		u, ok := uriFromManifestKey(k)
 		if !ok {
 			continue
@@ -455,7 +455,7 @@ func TestTagIndexBuiltByReconcile(t *testing.T) {
 	mustUpload(t, f.s, a, []byte("a"), UploadOptions{Tags: []string{"flaky"}})
 	mustUpload(t, f.s, "artifact://s/t/diff", []byte("b"), UploadOptions{})
 	// Make it an old bucket: no index at all.
-	for _, k := range keysUnder(t, f.b, indexRoot) {
+	for _, k := range backendtest.Keys(t, f.b, indexRoot) {
 		if err := f.b.Delete(ctx, k); err != nil {
 			t.Fatal(err)
 		}

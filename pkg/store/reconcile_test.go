@@ -28,7 +28,7 @@ func TestReconcileKilledWriter(t *testing.T) {
 		// starts there.
 		setClock(f.clock, time.Now())
 		keep := mustUpload(t, f.s, "artifact://s/t/log", []byte("committed"), UploadOptions{})
-		before := keysUnder(t, f.b, blobRoot)
+		before := backendtest.Keys(t, f.b, blobRoot)
 
 		fb.Inject(backendtest.Fault{Op: backendtest.OpPut, KeyPrefix: manifestRoot, Err: backendtest.Transient("writer killed")})
 		_, err := f.s.UploadBytes(ctx, "artifact://s/t/log", []byte("never committed"), UploadOptions{})
@@ -37,7 +37,7 @@ func TestReconcileKilledWriter(t *testing.T) {
 		}
 		fb.Clear()
 		var orphan string
-		for _, k := range keysUnder(t, f.b, blobRoot) {
+		for _, k := range backendtest.Keys(t, f.b, blobRoot) {
 			if !slices.Contains(before, k) {
 				orphan = k
 			}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/necrocode/artifactstore/pkg/backend"
+	"github.com/necrocode/artifactstore/pkg/backend/backendtest"
 	"github.com/necrocode/artifactstore/pkg/lock"
 )
 
@@ -148,8 +149,8 @@ func TestRetentionPerType(t *testing.T) {
 			}
 		}
 		// The blobs of the deleted artifacts are gone, the others kept.
-		if got := len(keysUnder(t, f.b, blobRoot)); got != 2 {
-			t.Errorf("%d blobs left, want 2: %v", got, keysUnder(t, f.b, blobRoot))
+		if got := len(backendtest.Keys(t, f.b, blobRoot)); got != 2 {
+			t.Errorf("%d blobs left, want 2: %v", got, backendtest.Keys(t, f.b, blobRoot))
 		}
 		// One Info record per deleted version, and a summary.
 		if n := f.logs.messages("store: cleanup deleted expired version"); n != 4 {
@@ -209,7 +210,7 @@ func TestRetentionVersioned(t *testing.T) {
 		if ok, _ := f.s.Exists(ctx, uri); ok {
 			t.Error("artifact still exists after all its versions expired")
 		}
-		if keys := keysUnder(t, f.b, blobRoot); len(keys) != 0 {
+		if keys := backendtest.Keys(t, f.b, blobRoot); len(keys) != 0 {
 			t.Errorf("blobs left: %v", keys)
 		}
 	})

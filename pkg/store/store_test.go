@@ -165,7 +165,7 @@ func TestReplaceWithoutVersioning(t *testing.T) {
 		if _, err := f.s.Stat(context.Background(), uri+"?version=1"); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("replaced version: %v", err)
 		}
-		if keys := keysUnder(t, f.b, "blobs/"); !slices.Equal(keys, []string{v2.BlobKey}) {
+		if keys := backendtest.Keys(t, f.b, "blobs/"); !slices.Equal(keys, []string{v2.BlobKey}) {
 			t.Fatalf("blobs %v, want only %s", keys, v2.BlobKey)
 		}
 		vs, err := f.s.Versions(context.Background(), uri)
@@ -195,7 +195,7 @@ func TestIdempotentUpload(t *testing.T) {
 		if tagged.Version != 1 || !slices.Equal(tagged.Tags, []string{"new"}) {
 			t.Fatalf("tagged re-upload %+v", tagged)
 		}
-		if keys := keysUnder(t, f.b, "blobs/"); len(keys) != 1 {
+		if keys := backendtest.Keys(t, f.b, "blobs/"); len(keys) != 1 {
 			t.Fatalf("blobs %v", keys)
 		}
 		// Same bytes with other metadata: a new version.
@@ -243,7 +243,7 @@ func TestVersioning(t *testing.T) {
 		if len(vs) != 2 || vs[0].Version != 4 || vs[1].Version != 5 {
 			t.Fatalf("after prune: %+v", vs)
 		}
-		if keys := keysUnder(t, f.b, "blobs/"); len(keys) != 2 {
+		if keys := backendtest.Keys(t, f.b, "blobs/"); len(keys) != 2 {
 			t.Fatalf("blobs after prune: %v", keys)
 		}
 		if n, err := f.s.PruneVersions(ctx, uri, 2); err != nil || n != 0 {
@@ -279,7 +279,7 @@ func TestMaxVersions(t *testing.T) {
 	if err != nil || len(vs) != 3 || vs[0].Version != 5 || vs[2].Version != 7 {
 		t.Fatalf("Versions = %+v, %v", vs, err)
 	}
-	if keys := keysUnder(t, f.b, "blobs/"); len(keys) != 3 {
+	if keys := backendtest.Keys(t, f.b, "blobs/"); len(keys) != 3 {
 		t.Fatalf("blobs %v", keys)
 	}
 }
@@ -465,7 +465,7 @@ func TestDelete(t *testing.T) {
 		if err := f.s.Delete(ctx, "artifact://s2/t1/diff"); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("second delete: %v", err)
 		}
-		if keys := keysUnder(t, f.b, "blobs/s2/"); len(keys) != 0 {
+		if keys := backendtest.Keys(t, f.b, "blobs/s2/"); len(keys) != 0 {
 			t.Fatalf("blobs left: %v", keys)
 		}
 		n, err := f.s.DeleteByTask(ctx, "s1", "t1")
@@ -846,7 +846,7 @@ func TestNewProbe(t *testing.T) {
 		}
 		// The probe leaves nothing; New marks the empty bucket's tag index
 		// complete.
-		if keys := keysUnder(t, fb, ""); !slices.Equal(keys, []string{tagIndexReadyKey}) {
+		if keys := backendtest.Keys(t, fb, ""); !slices.Equal(keys, []string{tagIndexReadyKey}) {
 			t.Fatalf("probe left %v", keys)
 		}
 	}

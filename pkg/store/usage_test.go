@@ -153,7 +153,7 @@ func TestQuotaConcurrentWriters(t *testing.T) {
 				t.Errorf("refused upload %s exists (%v)", uri, err)
 			}
 		}
-		if n := len(keysUnder(t, f.b, blobRoot)); n != maxBytes/size {
+		if n := len(backendtest.Keys(t, f.b, blobRoot)); n != maxBytes/size {
 			t.Errorf("%d blobs stored, want %d (refused uploads leave none)", n, maxBytes/size)
 		}
 		if n := f.logs.messages(quotaWarning); n != 1 {
@@ -287,7 +287,7 @@ func TestQuotaCounter(t *testing.T) {
 		mustUpload(t, f.s, "artifact://s/t/log", content(1, i), UploadOptions{})
 		mustUpload(t, f.s, fmt.Sprintf("artifact://s/t%d/diff", i), content(2, i), UploadOptions{})
 	}
-	if keys := keysUnder(t, f.b, usageRoot); len(keys) != 0 {
+	if keys := backendtest.Keys(t, f.b, usageRoot); len(keys) != 0 {
 		t.Fatalf("a store without a quota wrote a counter: %v", keys)
 	}
 	// A store with a quota on the same bucket counts it once, at its first
@@ -368,7 +368,7 @@ func TestQuotaLargeUploadRefusedEarly(t *testing.T) {
 	if !errors.Is(err, ErrStorageFull) {
 		t.Fatalf("upload of unknown size past the quota: %v", err)
 	}
-	if keys := keysUnder(t, f.b, blobPrefix(URI{Spec: "s", Task: "t", Type: "diff"})); len(keys) != 0 {
+	if keys := backendtest.Keys(t, f.b, blobPrefix(URI{Spec: "s", Task: "t", Type: "diff"})); len(keys) != 0 {
 		t.Errorf("refused upload left blobs %v", keys)
 	}
 	if len(f.logs.failures("upload")) != 2 {

@@ -58,18 +58,6 @@ func put(t *testing.T, b backend.Backend, key, body string, opts backend.PutOpti
 	return info
 }
 
-func listKeys(t *testing.T, b backend.Backend, prefix string) []string {
-	t.Helper()
-	var keys []string
-	for info, err := range b.List(t.Context(), prefix) {
-		if err != nil {
-			t.Fatalf("List(%q): %v", prefix, err)
-		}
-		keys = append(keys, info.Key)
-	}
-	return keys
-}
-
 // files returns the relative paths of every file and directory under root.
 func files(t *testing.T, root string) []string {
 	t.Helper()
@@ -186,10 +174,10 @@ func TestLayout(t *testing.T) {
 	}
 	want := slices.Clone(keys)
 	slices.Sort(want)
-	if got := listKeys(t, b, ""); !slices.Equal(got, want) {
+	if got := backendtest.Keys(t, b, ""); !slices.Equal(got, want) {
 		t.Errorf("List = %q, want %q", got, want)
 	}
-	if got, want := listKeys(t, b, "a/"), []string{"a/b", "a/b/c"}; !slices.Equal(got, want) {
+	if got, want := backendtest.Keys(t, b, "a/"), []string{"a/b", "a/b/c"}; !slices.Equal(got, want) {
 		t.Errorf("List(a/) = %q, want %q", got, want)
 	}
 	for _, k := range keys {
@@ -232,7 +220,7 @@ func TestSegmentLength(t *testing.T) {
 		}
 	}
 	// A prefix naming a directory too long to exist lists nothing.
-	if got := listKeys(t, b, strings.Repeat("d", 300)+"/"); len(got) != 0 {
+	if got := backendtest.Keys(t, b, strings.Repeat("d", 300)+"/"); len(got) != 0 {
 		t.Errorf("List = %q", got)
 	}
 }
@@ -290,7 +278,7 @@ func TestPutDeleteDirectoryRace(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if got := listKeys(t, b, ""); len(got) != 0 {
+	if got := backendtest.Keys(t, b, ""); len(got) != 0 {
 		t.Errorf("List = %q, want nothing", got)
 	}
 }
@@ -323,7 +311,7 @@ func TestNoTempFilesVisible(t *testing.T) {
 	if err := os.WriteFile(stale, []byte("ASOBJ1\n half an object"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if got := listKeys(t, b, ""); !slices.Equal(got, []string{"dir/existing"}) {
+	if got := backendtest.Keys(t, b, ""); !slices.Equal(got, []string{"dir/existing"}) {
 		t.Errorf("List = %q, want only dir/existing", got)
 	}
 	n, err := b.RemoveStaleTemp(ctx, time.Hour)
@@ -375,7 +363,7 @@ func TestKilledWriter(t *testing.T) {
 	}
 	_ = cmd.Wait()
 
-	if got := listKeys(t, b, ""); !slices.Equal(got, []string{"victim"}) {
+	if got := backendtest.Keys(t, b, ""); !slices.Equal(got, []string{"victim"}) {
 		t.Errorf("List = %q", got)
 	}
 	rc, info, err := b.Get(t.Context(), "victim")
@@ -507,7 +495,7 @@ func TestRootEscape(t *testing.T) {
 	if got := files(t, outside); !slices.Equal(got, []string{"secret.obj"}) {
 		t.Errorf("files outside the root = %q, want only secret.obj", got)
 	}
-	if got := listKeys(t, b, ""); !slices.Equal(got, []string{"seed"}) {
+	if got := backendtest.Keys(t, b, ""); !slices.Equal(got, []string{"seed"}) {
 		t.Errorf("List = %q: a symlink was followed", got)
 	}
 }
@@ -705,7 +693,7 @@ func TestMultiProcessIfAbsent(t *testing.T) {
 			t.Errorf("%s: %d winners, want 1", key, wins[key])
 		}
 	}
-	if got := listKeys(t, b, "race/"); len(got) != raceKeys {
+	if got := backendtest.Keys(t, b, "race/"); len(got) != raceKeys {
 		t.Errorf("List = %d keys, want %d", len(got), raceKeys)
 	}
 }
