@@ -1,8 +1,3 @@
-// Package backoff computes retry delays: exponential growth from an initial
-// interval, capped, with full jitter (a uniform random delay between zero and
-// the capped exponential value), as described in "Exponential Backoff And
-// Jitter" (AWS Architecture Blog). It holds no state and is safe for
-// concurrent use.
 package backoff
 
 import (
