@@ -9,46 +9,23 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/necrocode/artifactstore/internal/testenv"
 
 	"github.com/necrocode/artifactstore/pkg/backend"
 	"github.com/necrocode/artifactstore/pkg/backend/backendtest"
 	"github.com/necrocode/artifactstore/pkg/backend/membackend"
 )
 
-// recorder is a slog.Handler that keeps the records it gets.
-type recorder struct {
-	mu      sync.Mutex
-	records []slog.Record
-}
-
-func (r *recorder) Enabled(context.Context, slog.Level) bool { return true }
-func (r *recorder) Handle(_ context.Context, rec slog.Record) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.records = append(r.records, rec.Clone())
-	return nil
-}
-func (r *recorder) WithAttrs([]slog.Attr) slog.Handler { return r }
-func (r *recorder) WithGroup(string) slog.Handler      { return r }
-
-// retries returns the attributes of the "retrying" records.
-func (r *recorder) retries() []map[string]slog.Value {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// retries returns the attributes of the "retrying" records of h.
+func retries(h *testenv.LogRecorder) []map[string]slog.Value {
 	var out []map[string]slog.Value
-	for _, rec := range r.records {
-		if !strings.Contains(rec.Message, "retrying") {
-			continue
+	for _, rec := range h.Records() {
+		if strings.Contains(rec.Message, "retrying") {
+			out = append(out, testenv.Attrs(rec))
 		}
-		attrs := make(map[string]slog.Value)
-		rec.Attrs(func(a slog.Attr) bool {
-			attrs[a.Key] = a.Value
-			return true
-		})
-		out = append(out, attrs)
 	}
 	return out
 }
@@ -59,12 +36,12 @@ type fixture struct {
 	mem    *membackend.Backend
 	faulty *backendtest.Faulty
 	retry  *backend.Retrying
-	log    *recorder
+	log    *testenv.LogRecorder
 }
 
 func newFixture(t *testing.T, cfg backend.RetryConfig) *fixture {
 	t.Helper()
-	f := &fixture{mem: membackend.New(), log: &recorder{}}
+	f := &fixture{mem: membackend.New(), log: &testenv.LogRecorder{}}
 	f.faulty = backendtest.NewFaulty(f.mem)
 	if cfg.Initial == 0 {
 		cfg.Initial = time.Microsecond
@@ -177,7 +154,7 @@ func TestRetryPutSeekable(t *testing.T) {
 	if n := f.faulty.Calls(backendtest.OpPut); n != 3 {
 		t.Errorf("Put calls = %d, want 3", n)
 	}
-	if n := len(f.log.retries()); n != 2 {
+	if n := len(retries(f.log)); n != 2 {
 		t.Errorf("retry log records = %d, want 2", n)
 	}
 }
@@ -276,7 +253,7 @@ func TestRetryPermanentErrorNotRetried(t *testing.T) {
 	if n := f.faulty.Calls(backendtest.OpStat); n != 1 {
 		t.Errorf("Stat calls = %d, want 1", n)
 	}
-	if len(f.log.retries()) != 0 {
+	if len(retries(f.log)) != 0 {
 		t.Errorf("permanent errors were logged as retries")
 	}
 }
@@ -292,7 +269,7 @@ func TestRetryGivesUp(t *testing.T) {
 		if n := f.faulty.Calls(backendtest.OpStat); n != maxRetries+1 {
 			t.Errorf("MaxRetries %d: Stat calls = %d, want %d", maxRetries, n, maxRetries+1)
 		}
-		if n := len(f.log.retries()); n != maxRetries {
+		if n := len(retries(f.log)); n != maxRetries {
 			t.Errorf("MaxRetries %d: retry log records = %d", maxRetries, n)
 		}
 	}
@@ -336,11 +313,11 @@ func TestRetryGetStatDelete(t *testing.T) {
 			t.Errorf("%s calls = %d, want 3", op, n)
 		}
 	}
-	retries := f.log.retries()
-	if len(retries) != 6 {
-		t.Fatalf("retry log records = %d, want 6", len(retries))
+	records := retries(f.log)
+	if len(records) != 6 {
+		t.Fatalf("retry log records = %d, want 6", len(records))
 	}
-	for i, attrs := range retries {
+	for i, attrs := range records {
 		if attrs["key"].String() != "k" || attrs["op"].String() == "" || attrs["err"].Any() == nil {
 			t.Errorf("record %d lacks op, key or err: %v", i, attrs)
 		}
@@ -366,11 +343,11 @@ func TestRetryDelays(t *testing.T) {
 	f.faulty.Inject(backendtest.Fault{Op: backendtest.OpStat, Err: transient})
 	_, _ = f.retry.Stat(t.Context(), "k")
 	ceilings := []time.Duration{100, 200, 400, 400, 400, 400}
-	retries := f.log.retries()
-	if len(retries) != len(ceilings) {
-		t.Fatalf("retries = %d, want %d", len(retries), len(ceilings))
+	records := retries(f.log)
+	if len(records) != len(ceilings) {
+		t.Fatalf("retries = %d, want %d", len(records), len(ceilings))
 	}
-	for i, attrs := range retries {
+	for i, attrs := range records {
 		d := attrs["delay"].Duration()
 		if d < 0 || d > ceilings[i]*time.Microsecond {
 			t.Errorf("delay %d = %v, want within [0, %v]", i, d, ceilings[i]*time.Microsecond)

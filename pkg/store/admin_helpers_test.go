@@ -21,10 +21,8 @@ func setClock(c *fakeClock, t time.Time) {
 
 // messages counts the records logged with message msg.
 func (h *logRecorder) messages(msg string) int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	n := 0
-	for _, r := range h.records {
+	for _, r := range h.Records() {
 		if r.Message == msg {
 			n++
 		}

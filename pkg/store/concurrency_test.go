@@ -474,11 +474,9 @@ func TestFenceCounterReset(t *testing.T) {
 			t.Fatalf("tags after the reset: %v", err)
 		}
 		warned := false
-		after.logs.mu.Lock()
-		for _, r := range after.logs.records {
+		for _, r := range after.logs.Records() {
 			warned = warned || strings.Contains(r.Message, "fence counter was reset")
 		}
-		after.logs.mu.Unlock()
 		if !warned {
 			t.Fatal("the reset was not logged")
 		}

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/necrocode/artifactstore/internal/testenv"
+
 	"github.com/necrocode/artifactstore/pkg/backend"
 	"github.com/necrocode/artifactstore/pkg/backend/membackend"
 	"github.com/necrocode/artifactstore/pkg/lock"
@@ -127,29 +129,15 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-// logRecorder is a slog.Handler that keeps every record.
-type logRecorder struct {
-	mu      sync.Mutex
-	records []slog.Record
-}
-
-func (h *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
-func (h *logRecorder) Handle(_ context.Context, r slog.Record) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.records = append(h.records, r.Clone())
-	return nil
-}
-func (h *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h *logRecorder) WithGroup(string) slog.Handler      { return h }
+// logRecorder keeps every record logged; failures and messages select
+// among them.
+type logRecorder struct{ testenv.LogRecorder }
 
 // failures returns the attributes of the records logged for failed
 // operations named op.
 func (h *logRecorder) failures(op string) []map[string]string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	var out []map[string]string
-	for _, r := range h.records {
+	for _, r := range h.Records() {
 		attrs := map[string]string{}
 		r.Attrs(func(a slog.Attr) bool { attrs[a.Key] = a.Value.String(); return true })
 		if attrs["op"] == op && strings.HasSuffix(r.Message, " failed") {

@@ -1,0 +1,49 @@
+package testenv
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"sync"
+)
+
+// LogRecorder is a slog.Handler that keeps every record, for tests that
+// check what a component logged. It is safe for concurrent use.
+type LogRecorder struct {
+	mu      sync.Mutex
+	records []slog.Record
+}
+
+// Enabled accepts every level.
+func (h *LogRecorder) Enabled(context.Context, slog.Level) bool { return true }
+
+// Handle keeps a clone of r.
+func (h *LogRecorder) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.records = append(h.records, r.Clone())
+	return nil
+}
+
+// WithAttrs returns h: attributes added to a logger are not recorded.
+func (h *LogRecorder) WithAttrs([]slog.Attr) slog.Handler { return h }
+
+// WithGroup returns h.
+func (h *LogRecorder) WithGroup(string) slog.Handler { return h }
+
+// Records returns the records kept so far, oldest first.
+func (h *LogRecorder) Records() []slog.Record {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.records)
+}
+
+// Attrs returns the attributes of r by key.
+func Attrs(r slog.Record) map[string]slog.Value {
+	attrs := make(map[string]slog.Value)
+	r.Attrs(func(a slog.Attr) bool {
+		attrs[a.Key] = a.Value
+		return true
+	})
+	return attrs
+}
