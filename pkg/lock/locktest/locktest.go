@@ -138,21 +138,22 @@ func forceUnlocker(t *testing.T, l lock.Locker) lock.ForceUnlocker {
 // error of that release is ignored: the test may have lost the lease).
 func acquire(t *testing.T, l lock.Locker, key string) *lock.Lease {
 	t.Helper()
-	lease, err := l.Acquire(t.Context(), key)
-	if err != nil {
-		t.Fatalf("Acquire(%q): %v", key, err)
-	}
-	checkLease(t, lease, key)
-	t.Cleanup(func() { _ = lease.Release(context.Background()) })
-	return lease
+	return hold(t, "Acquire", l.Acquire, key)
 }
 
 // tryAcquire is acquire with TryAcquire.
 func tryAcquire(t *testing.T, l lock.Locker, key string) *lock.Lease {
 	t.Helper()
-	lease, err := l.TryAcquire(t.Context(), key)
+	return hold(t, "TryAcquire", l.TryAcquire, key)
+}
+
+// hold takes key with take (named op in failures) and releases it when the
+// test ends.
+func hold(t *testing.T, op string, take func(context.Context, string) (*lock.Lease, error), key string) *lock.Lease {
+	t.Helper()
+	lease, err := take(t.Context(), key)
 	if err != nil {
-		t.Fatalf("TryAcquire(%q): %v", key, err)
+		t.Fatalf("%s(%q): %v", op, key, err)
 	}
 	checkLease(t, lease, key)
 	t.Cleanup(func() { _ = lease.Release(context.Background()) })
