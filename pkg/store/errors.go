@@ -71,17 +71,10 @@ func isContextErr(err error) bool {
 
 // retryable reports whether the store's own retries (of a download, of a
 // blob upload) should try err again: a transient failure by
-// backend.IsTransient that is not one of the definite answers (not found,
-// integrity, invalid argument, permission, storage full, precondition).
+// backend.IsTransient (which already rules out the backend's definite
+// answers: not found, invalid argument, permission, storage full,
+// precondition) that is not an integrity failure, since re-reading
+// corrupted bytes gives the same answer.
 func retryable(err error) bool {
-	if !backend.IsTransient(err) {
-		return false
-	}
-	for _, definite := range []error{ErrNotFound, ErrIntegrity, ErrInvalidArgument, ErrPermissionDenied,
-		ErrStorageFull, backend.ErrPreconditionFailed, backend.ErrInvalidKey, backend.ErrClosed} {
-		if errors.Is(err, definite) {
-			return false
-		}
-	}
-	return true
+	return backend.IsTransient(err) && !errors.Is(err, ErrIntegrity)
 }
