@@ -44,7 +44,10 @@ type Config struct {
 	// increase).
 	Versioning bool
 	// MaxVersions, with Versioning, prunes the oldest versions beyond this
-	// many at each upload. Default 0: unlimited.
+	// many at each upload. At most MaxVersionsLimit (10,000). Default 0:
+	// no pruning; an upload that would add a version past
+	// MaxVersionsLimit, or make the artifact's record larger than
+	// MaxManifestBytes (16 MiB), fails with ErrStorageFull.
 	MaxVersions int
 
 	// Compression gzips content of at least CompressionMinSize bytes on
@@ -71,7 +74,9 @@ type Config struct {
 	Retry backend.RetryConfig
 
 	// MaxMetadataBytes bounds an artifact's tags plus a version's user
-	// metadata, encoded as JSON. Default 16 KiB.
+	// metadata, encoded as JSON. At most MaxMetadataBytesLimit (1 MiB): the
+	// record of all of an artifact's versions must fit in MaxManifestBytes.
+	// Default 16 KiB.
 	MaxMetadataBytes int
 	// MaxTags bounds the number of tags of an artifact. Default 64.
 	MaxTags int
@@ -177,6 +182,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("store config: LockTimeout %v is negative", c.LockTimeout)
 	case c.MaxVersions < 0:
 		return fmt.Errorf("store config: MaxVersions %d is negative", c.MaxVersions)
+	case c.MaxVersions > MaxVersionsLimit:
+		return fmt.Errorf("store config: MaxVersions %d is more than %d (MaxVersionsLimit)", c.MaxVersions, MaxVersionsLimit)
 	case c.CompressionMinSize < 0:
 		return fmt.Errorf("store config: CompressionMinSize %d is negative", c.CompressionMinSize)
 	case c.CompressionMinSize > maxCompressionMinSize:
@@ -185,6 +192,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("store config: CompressionLevel %d is not a gzip level", c.CompressionLevel)
 	case c.MaxMetadataBytes < 0:
 		return fmt.Errorf("store config: MaxMetadataBytes %d is negative", c.MaxMetadataBytes)
+	case c.MaxMetadataBytes > MaxMetadataBytesLimit:
+		return fmt.Errorf("store config: MaxMetadataBytes %d is more than %d (MaxMetadataBytesLimit)", c.MaxMetadataBytes, MaxMetadataBytesLimit)
 	case c.MaxTags < 0:
 		return fmt.Errorf("store config: MaxTags %d is negative", c.MaxTags)
 	case c.MaxConflictRetries < 0:
@@ -209,6 +218,11 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+// MaxMetadataBytesLimit bounds Config.MaxMetadataBytes, so that a
+// manifest holds at least 16 versions carrying the most metadata allowed
+// within MaxManifestBytes.
+const MaxMetadataBytesLimit = 1 << 20
 
 // maxCompressionMinSize bounds CompressionMinSize: an upload of unknown size
 // buffers up to that many bytes to decide whether to compress.

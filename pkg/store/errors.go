@@ -46,6 +46,12 @@ var (
 	// backend.ErrPreconditionFailed); without locking, that the optimistic
 	// retries were exhausted.
 	ErrConflict = errors.New("conflicting concurrent write")
+	// ErrUnknownOutcome: a write reached the backend, but whether it took
+	// effect could not be learned (its reply was lost and the read-back
+	// failed, or its request may still be in flight). The write may appear
+	// later or never; nothing it may reference was deleted (Reconcile
+	// removes what stays unreferenced). Read the artifact to find out.
+	ErrUnknownOutcome = errors.New("outcome of the write is unknown")
 	// ErrUnsupported: the locker does not offer the operation (Inspect,
 	// ForceUnlock), or locking is disabled. The same value as
 	// errors.ErrUnsupported.
@@ -62,6 +68,26 @@ func invalidf(format string, args ...any) error {
 // integrityf returns an error matching ErrIntegrity.
 func integrityf(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrIntegrity, fmt.Sprintf(format, args...))
+}
+
+// definiteErrors are the backend's definite answers to a write: it did not
+// take effect.
+var definiteErrors = [...]error{
+	backend.ErrNotFound, backend.ErrPreconditionFailed, backend.ErrInvalidKey, backend.ErrInvalidArgument,
+	backend.ErrPermissionDenied, backend.ErrStorageFull, backend.ErrTooLarge, backend.ErrSizeMismatch,
+	backend.ErrClosed,
+}
+
+// ambiguous reports whether a failed write may still have taken effect (or
+// may yet): a transport error, a timeout, a 5xx, a cancellation, anything
+// that is not a definite answer of the backend.
+func ambiguous(err error) bool {
+	for _, d := range definiteErrors {
+		if errors.Is(err, d) {
+			return false
+		}
+	}
+	return true
 }
 
 // isContextErr reports whether err is (or wraps) a context error.

@@ -160,6 +160,22 @@ func snapshot(t *testing.T, b backend.Backend) map[string]string {
 	return out
 }
 
+// liveKeys is every key of a backend but the manifests that are
+// tombstones (deleted artifacts, removed later by Reconcile).
+func liveKeys(t *testing.T, b backend.Backend) []string {
+	t.Helper()
+	var out []string
+	for _, k := range sortedKeys(snapshot(t, b)) {
+		if u, ok := uriFromManifestKey(k); ok {
+			if m := rawManifest(t, b, u.String()); m.Deleted {
+				continue
+			}
+		}
+		out = append(out, k)
+	}
+	return out
+}
+
 func sha(data []byte) string {
 	s := sha256.Sum256(data)
 	return hex.EncodeToString(s[:])

@@ -20,8 +20,34 @@ import (
 const manifestSchema = 1
 
 // maxManifestBytes bounds how much of a manifest object is read, so a stray
-// huge object under manifests/ cannot exhaust memory.
-const maxManifestBytes = 64 << 20
+// huge object under manifests/ cannot exhaust memory. It is four times
+// MaxManifestBytes, the bound on what a commit may write, so that every
+// manifest this package writes stays readable.
+const maxManifestBytes = 4 * MaxManifestBytes
+
+// MaxManifestBytes bounds the JSON manifest of one artifact (its tags and
+// the records of all its versions, user metadata included). A commit that
+// would write a larger manifest fails with ErrStorageFull and changes
+// nothing, unless it shrinks the manifest (a version delete, a prune, a
+// delete of the artifact), so an artifact at the bound stays readable,
+// prunable and deletable.
+const MaxManifestBytes = 16 << 20
+
+// MaxVersionsLimit bounds the versions one artifact holds: an upload that
+// would add one more fails with ErrStorageFull (prune old versions, or set
+// Config.MaxVersions to prune them on upload); Config.MaxVersions cannot
+// be larger.
+const MaxVersionsLimit = 10000
+
+// commitHistory is how many recent commit ids a manifest keeps (Commits):
+// a writer whose manifest Put had an unknown outcome finds its own commit
+// there, even after later commits replaced its manifest.
+const commitHistory = 64
+
+// reclaimHistory is how many reclaimed blob keys a manifest keeps
+// (Reclaimed): the blobs Reconcile deleted while they were unreferenced,
+// which no later commit may reference.
+const reclaimHistory = 1024
 
 // maxDrainBytes bounds how much of an unneeded body is read before it is
 // closed, so that an HTTP connection can be reused.
@@ -32,10 +58,12 @@ const compressionGzip = "gzip"
 
 // manifest is the artifact record stored (as JSON) under manifestKey. It is
 // the only mutable object of an artifact and is written only by conditional
-// Puts (see mutate).
+// Puts (see mutate). A tombstone (Deleted) records that the artifact was
+// deleted: readers treat it as not found, and the next upload replaces it.
 type manifest struct {
 	manifestHeader
-	// Versions are in ascending order of Version; never empty.
+	// Versions are in ascending order of Version; never empty, except in a
+	// tombstone, which has none.
 	Versions []version `json:"versions"`
 }
 
@@ -62,6 +90,18 @@ type manifestHeader struct {
 	Fence  uint64 `json:"fence"`
 	Writer string `json:"writer"`
 	Commit string `json:"commit"`
+	// Commits are the ids of the last commits of the artifact (at most
+	// commitHistory), oldest first, Commit last: how a writer whose
+	// manifest Put had an unknown outcome learns that it landed.
+	Commits []string `json:"commits,omitempty"`
+	// Deleted marks a tombstone: the artifact was deleted by the commit
+	// Commit. It has no versions and no tags.
+	Deleted bool `json:"deleted,omitempty"`
+	// Reclaimed are the blob keys of this artifact that Reconcile deleted
+	// as orphans (at most reclaimHistory, oldest first). A commit that
+	// would reference one of them is refused: its upload outlived the
+	// grace period and its content is gone.
+	Reclaimed []string `json:"reclaimed,omitempty"`
 }
 
 // version is one stored content of an artifact. A version is immutable
@@ -97,8 +137,11 @@ func (m *manifest) artifactURI() URI { return URI{Spec: m.Spec, Task: m.Task, Ty
 func (m *manifest) current() *version { return &m.Versions[len(m.Versions)-1] }
 
 // find returns version n, or the current version when n is 0; nil when the
-// manifest has no such version.
+// manifest has no such version (a tombstone has none).
 func (m *manifest) find(n int) *version {
+	if len(m.Versions) == 0 {
+		return nil
+	}
 	if n == 0 {
 		return m.current()
 	}
@@ -134,7 +177,9 @@ func (m *manifest) validate(u URI) error {
 		return fmt.Errorf("schema %d, this version of the store reads %d", m.Schema, manifestSchema)
 	case m.Spec != u.Spec || m.Task != u.Task || m.Type != u.Type || m.URI != u.Artifact().String():
 		return fmt.Errorf("records artifact %q, stored as %q", m.URI, u.Artifact())
-	case len(m.Versions) == 0:
+	case m.Deleted && (len(m.Versions) > 0 || len(m.Tags) > 0):
+		return fmt.Errorf("a tombstone with versions or tags")
+	case !m.Deleted && len(m.Versions) == 0:
 		return fmt.Errorf("no versions")
 	case !slices.IsSorted(m.Tags) || len(slices.Compact(slices.Clone(m.Tags))) != len(m.Tags):
 		return fmt.Errorf("tags are not a sorted set")
@@ -223,10 +268,24 @@ func decodeManifest(u URI, data []byte) (*manifest, error) {
 	return &m, nil
 }
 
-// readManifest reads u's manifest and its ETag. A missing manifest gives an
-// error matching ErrNotFound. The manifest returned may be shared (cached):
-// callers clone it before changing it.
+// readManifest reads u's manifest and its ETag. A missing manifest (or a
+// tombstone) gives an error matching ErrNotFound. The manifest returned may
+// be shared (cached): callers clone it before changing it.
 func (s *Store) readManifest(ctx context.Context, u URI) (*manifest, string, error) {
+	m, etag, err := s.readManifestObject(ctx, u)
+	if err != nil {
+		return nil, "", err
+	}
+	if m.Deleted {
+		return nil, "", fmt.Errorf("%s: %w (deleted)", u.Artifact(), ErrNotFound)
+	}
+	return m, etag, nil
+}
+
+// readManifestObject is readManifest, tombstones included: what the write
+// protocol conditions its commits on. Only a missing object gives
+// ErrNotFound.
+func (s *Store) readManifestObject(ctx context.Context, u URI) (*manifest, string, error) {
 	key := manifestKey(u)
 	rc, info, err := s.b.Get(ctx, key)
 	if err != nil {

@@ -22,10 +22,11 @@ import (
 // change is what a mutation decides, given the current manifest.
 type change struct {
 	// next is the manifest to commit. mutate fills its identity fields
-	// (schema, URI, fence, writer, commit, updated). A next without
-	// versions removes the artifact.
+	// (schema, URI, fence, writer, commit, history, updated). A next
+	// without versions removes the artifact.
 	next *manifest
-	// remove deletes the manifest: the artifact is gone.
+	// remove deletes the artifact: its manifest is replaced by a
+	// tombstone.
 	remove bool
 	// noop: nothing to commit; the current manifest stays.
 	noop bool
@@ -33,6 +34,16 @@ type change struct {
 	// committed (or, with noop, at once). mutate deletes them, best effort,
 	// after releasing the lock.
 	garbage []string
+	// uses are the blob keys the change newly references (an upload's
+	// blob): the commit is refused (ErrConflict) when Reconcile reclaimed
+	// one of them.
+	uses []string
+	// reclaim, with next nil and remove false, is a fencing commit of
+	// Reconcile: the manifest (or, when the artifact does not exist, a
+	// tombstone) is rewritten unchanged but for these orphan blob keys added
+	// to its Reclaimed list, so that no writer can commit a reference to
+	// them afterwards; they are garbage once it lands.
+	reclaim []string
 }
 
 // commitInfo identifies the commit a mutation is building.
@@ -57,23 +68,44 @@ type outcome struct {
 	prev *manifest
 	noop bool
 	// uncertain is set on failure when the manifest write may have
-	// reached the store anyway (a failed Put whose effect could not be
-	// checked). The caller must then not delete blobs the change would
-	// have referenced; reconcile removes them if they stay unreferenced.
+	// reached the store anyway, or may still (ErrUnknownOutcome). The
+	// caller must then not delete blobs the change would have referenced;
+	// reconcile removes them if they stay unreferenced.
 	uncertain bool
 }
 
-// errPrecondition marks an attempt lost to a concurrent commit.
+// object is the manifest object a commit is conditioned on: its decoded
+// content (nil when there is no object; a tombstone is an object) and its
+// ETag.
+type object struct {
+	m    *manifest
+	etag string
+}
+
+// live is the artifact the object records: nil when there is no object or
+// it is a tombstone.
+func (o object) live() *manifest {
+	if o.m == nil || o.m.Deleted {
+		return nil
+	}
+	return o.m
+}
+
+// errPrecondition marks an attempt lost to a concurrent commit: another
+// commit landed since the manifest was read, and this one did not land
+// and never will.
 var errPrecondition = errors.New("manifest changed under the write")
 
 // mutate runs apply under the write protocol for artifact u: acquire the
 // lock (unless disabled), read the manifest and its ETag, apply, check the
-// lease, conditionally Put (or delete) the manifest carrying the lease's
-// fence, release the lock, delete the garbage. With locking, a commit that
-// loses the conditional Put is not retried: the lease was lost, and the
-// error matches ErrConflict (and ErrLeaseLost or
-// backend.ErrPreconditionFailed). Without locking, it is retried up to
-// Config.MaxConflictRetries times with backoff, then fails with ErrConflict.
+// lease, conditionally Put the manifest (a tombstone to remove the
+// artifact) carrying the lease's fence, release the lock, delete the
+// garbage. With locking, a commit that loses the conditional Put is not
+// retried: the lease was lost, and the error matches ErrConflict (and
+// ErrLeaseLost or backend.ErrPreconditionFailed). Without locking, it is
+// retried up to Config.MaxConflictRetries times with backoff, then fails
+// with ErrConflict. A Put whose outcome cannot be learned fails with
+// ErrUnknownOutcome (outcome.uncertain).
 //
 // mutate does not log: its callers log their operation's outcome once.
 func (s *Store) mutate(ctx context.Context, u URI, apply mutation) (outcome, error) {
@@ -161,8 +193,8 @@ func (s *Store) release(ctx context.Context, u URI, lease *lock.Lease) {
 // When this Store has never seen the artifact's manifest (a new artifact,
 // most likely) and the mutation can create it, the manifest is first Put
 // if-absent without being read: the condition makes that safe, and it
-// saves a round trip. If the artifact exists after all, the protocol
-// continues with the manifest read back.
+// saves a round trip. If the artifact exists after all (or a tombstone
+// does), the protocol continues with the manifest read back.
 func (s *Store) commitOnce(ctx context.Context, u URI, lease *lock.Lease, apply mutation, marked map[string]bool) (outcome, []string, error) {
 	var fence uint64
 	if lease != nil {
@@ -171,36 +203,32 @@ func (s *Store) commitOnce(ctx context.Context, u URI, lease *lock.Lease, apply 
 	info := commitInfo{Fence: fence, Writer: s.cfg.WriterID}
 	key := manifestKey(u)
 	var (
-		cur  *manifest
-		etag string
+		base object
 		read bool
 	)
 	if !s.manifests.known(key) {
 		if ch, err := apply(nil, info); err == nil && creates(ch) {
-			out, garbage, seen, err := s.commitChange(ctx, u, lease, nil, "", ch, marked)
+			out, garbage, seen, err := s.commitChange(ctx, u, lease, object{}, ch, marked)
 			if !errors.Is(err, errPrecondition) {
 				return out, garbage, err
 			}
 			if seen != nil { // the manifest read while checking the commit
-				cur, etag, read = seen.m, seen.etag, true
+				base, read = *seen, true
 			}
 		}
 	}
 	if !read {
-		var err error
-		cur, etag, err = s.readManifest(ctx, u)
-		if err != nil {
-			if !errors.Is(err, ErrNotFound) {
-				return outcome{}, nil, err
-			}
-			cur, etag = nil, ""
+		m, etag, err := s.readManifestObject(ctx, u)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return outcome{}, nil, err
 		}
+		base = object{m: m, etag: etag}
 	}
-	ch, err := apply(cur, info)
+	ch, err := apply(base.live(), info)
 	if err != nil {
 		return outcome{}, nil, err
 	}
-	out, garbage, _, err := s.commitChange(ctx, u, lease, cur, etag, ch, marked)
+	out, garbage, _, err := s.commitChange(ctx, u, lease, base, ch, marked)
 	return out, garbage, err
 }
 
@@ -209,51 +237,54 @@ func creates(ch change) bool {
 	return !ch.noop && !ch.remove && ch.next != nil && len(ch.next.Versions) > 0
 }
 
-// seenManifest is a manifest read back after a failed conditional Put.
-type seenManifest struct {
-	m    *manifest
-	etag string
-}
-
-// commitChange checks the lease and commits ch over cur (read with etag;
-// nil when absent): steps 5 and 6. On a failed condition it also returns
-// the manifest it read to check whether its own commit had landed (nil when
-// there is none).
+// commitChange checks the lease and commits ch over base (the manifest
+// object read, with its ETag): steps 5 and 6. On a failed condition it also
+// returns the manifest object it read to check whether its own commit had
+// landed (nil when there is none).
 //
 // Before the manifest Put it writes the tag index markers of the tags ch
 // adds (index.go), except those in marked, and records them there.
-func (s *Store) commitChange(ctx context.Context, u URI, lease *lock.Lease, cur *manifest, etag string, ch change, marked map[string]bool) (outcome, []string, *seenManifest, error) {
+//
+// A Put that fails is resolved by reading the manifest back: the commit
+// landed when its id is in the manifest's history (Commits), even if later
+// commits followed it; it did not land, and never will, when the manifest
+// changed without it; and while the manifest is still the one read (the
+// condition still holds), the same Put (same bytes, same commit id) is sent
+// again, at most Config.Retry.MaxRetries times, so that of this Put and any
+// earlier attempt still in flight at most one lands. When none of that can
+// be learned, the error matches ErrUnknownOutcome and outcome.uncertain is
+// set.
+func (s *Store) commitChange(ctx context.Context, u URI, lease *lock.Lease, base object, ch change, marked map[string]bool) (outcome, []string, *object, error) {
+	cur := base.live()
 	if ch.noop {
 		return outcome{m: cur, noop: true}, ch.garbage, nil, nil
 	}
-	if ch.next != nil && len(ch.next.Versions) == 0 {
+	fenceOnly := ch.next == nil && !ch.remove && len(ch.reclaim) > 0
+	if !fenceOnly && ch.next != nil && len(ch.next.Versions) == 0 {
 		ch.remove, ch.next = true, nil
 	}
 	if ch.remove && cur == nil {
 		return outcome{}, nil, nil, fmt.Errorf("%s: %w", u, ErrNotFound)
 	}
+	if base.m != nil {
+		for _, k := range ch.uses {
+			if slices.Contains(base.m.Reclaimed, k) {
+				return outcome{}, nil, nil, fmt.Errorf("%w: %s: the content of this upload (blob %q) was reclaimed by Reconcile: the upload took longer than its grace period between the transfer and the commit", ErrConflict, u, k)
+			}
+		}
+	}
 	var fence uint64
 	if lease != nil {
-		if err := s.checkLease(ctx, u, lease, cur); err != nil {
+		if err := s.checkLease(ctx, u, lease, base.m); err != nil {
 			return outcome{}, nil, nil, err
 		}
 		fence = lease.Fence()
 	}
-	key := manifestKey(u)
-	if ch.remove {
-		// The backend has no conditional delete: a commit that lands
-		// between the read above and this delete is deleted with it. Under
-		// the lock only a writer whose lease was lost can do that.
-		s.manifests.remove(key)
-		if err := s.b.Delete(ctx, key); err != nil {
-			return outcome{uncertain: true}, nil, nil, fmt.Errorf("delete manifest of %s: %w", u, err)
-		}
-		return outcome{prev: cur}, append(cur.blobs(), ch.garbage...), nil, nil
-	}
-	next := ch.next
+	next, out, garbage := s.nextObject(base, ch, fenceOnly)
 	next.Schema = manifestSchema
 	next.URI, next.Spec, next.Task, next.Type = u.String(), u.Spec, u.Task, u.Type
 	next.Fence, next.Writer, next.Commit = fence, s.cfg.WriterID, s.newID()
+	next.Commits = appendBounded(commitsOf(base.m), commitHistory, next.Commit)
 	next.Updated = s.cfg.Now().UTC()
 	if next.Created.IsZero() {
 		next.Created = next.Updated
@@ -265,36 +296,147 @@ func (s *Store) commitChange(ctx context.Context, u URI, lease *lock.Lease, cur 
 	if err != nil {
 		return outcome{}, nil, nil, fmt.Errorf("encode manifest of %s: %w", u, err)
 	}
+	if grows := !fenceOnly && !ch.remove && (cur == nil || len(next.Versions) >= len(cur.Versions)); grows {
+		switch {
+		case len(next.Versions) > MaxVersionsLimit && (cur == nil || len(next.Versions) > len(cur.Versions)):
+			return outcome{}, nil, nil, fmt.Errorf("%w: %s would hold %d versions, more than the %d an artifact can hold: prune old versions (PruneVersions, Config.MaxVersions) or delete it",
+				ErrStorageFull, u, len(next.Versions), MaxVersionsLimit)
+		case len(data) > MaxManifestBytes:
+			return outcome{}, nil, nil, fmt.Errorf("%w: the record of %s would be %d bytes, more than the %d an artifact's versions, tags and metadata can take: prune old versions (PruneVersions, Config.MaxVersions) or store less metadata",
+				ErrStorageFull, u, len(data), MaxManifestBytes)
+		}
+	}
 	// The tag index stays a superset of the manifests' tags: the markers
 	// of the tags this commit adds exist before it lands (index.go).
-	added := slices.DeleteFunc(tagsMinus(next.Tags, tagsOf(cur)), func(t string) bool { return marked[t] })
-	if err := s.putTagMarkers(ctx, u, added); err != nil {
-		return outcome{}, nil, nil, err
+	if out.m != nil {
+		added := slices.DeleteFunc(tagsMinus(next.Tags, tagsOf(cur)), func(t string) bool { return marked[t] })
+		if err := s.putTagMarkers(ctx, u, added); err != nil {
+			return outcome{}, nil, nil, err
+		}
+		for _, t := range added {
+			marked[t] = true
+		}
 	}
-	for _, t := range added {
-		marked[t] = true
+	key := manifestKey(u)
+	opts := backend.PutOptions{ContentType: "application/json", IfMatch: base.etag, IfAbsent: base.m == nil}
+	policy := s.retryPolicy()
+	for try := 0; ; try++ {
+		info, err := s.b.Put(ctx, key, bytes.NewReader(data), int64(len(data)), opts)
+		if err == nil {
+			s.manifests.put(key, info.ETag, next)
+			return out, garbage, nil, nil
+		}
+		// The Put may have landed although it reports a failure (a lost
+		// reply, a timeout), and may land later still (a request in
+		// flight). The manifest's history tells.
+		seen, rerr := s.readBack(ctx, u)
+		switch {
+		case rerr != nil:
+			return outcome{uncertain: true}, nil, nil, fmt.Errorf("%w: write manifest of %s: %w (and reading it back failed: %w)", ErrUnknownOutcome, u, err, rerr)
+		case seen.m != nil && slices.Contains(seen.m.Commits, next.Commit):
+			return out, garbage, nil, nil // landed
+		case seen.m == nil && base.m == nil || seen.m != nil && base.m != nil && seen.etag == base.etag:
+			// Not landed, and the condition still holds.
+			if errors.Is(err, backend.ErrPreconditionFailed) {
+				// A refusal all the same (a server that saw another
+				// ETag at that moment): retried as a lost race.
+				return outcome{}, nil, &seen, fmt.Errorf("%w: write manifest of %s: %w", errPrecondition, u, err)
+			}
+			if !ambiguous(err) {
+				return outcome{}, nil, nil, fmt.Errorf("write manifest of %s: %w", u, err)
+			}
+			if try >= s.cfg.Retry.MaxRetries || ctx.Err() != nil {
+				return outcome{uncertain: true}, nil, nil, fmt.Errorf("%w: write manifest of %s: not stored yet, but the request may still land: %w", ErrUnknownOutcome, u, err)
+			}
+			s.log.Warn("store: manifest write failed and did not land, sending it again", "uri", u.String(), "attempt", try+1, "err", err)
+			if serr := backoff.Sleep(ctx, policy.Delay(try)); serr != nil {
+				return outcome{uncertain: true}, nil, nil, fmt.Errorf("%w: write manifest of %s: %w (last attempt: %w)", ErrUnknownOutcome, u, serr, err)
+			}
+			if lease != nil {
+				if lerr := s.checkLease(ctx, u, lease, base.m); lerr != nil {
+					return outcome{uncertain: true}, nil, nil, fmt.Errorf("%w: write manifest of %s: %w (last attempt: %w)", ErrUnknownOutcome, u, lerr, err)
+				}
+			}
+		case ambiguous(err) && !seen.covers(base):
+			// More commits followed than the history keeps: ours may be
+			// among those it dropped.
+			return outcome{uncertain: true}, nil, nil, fmt.Errorf("%w: write manifest of %s: %d commits followed, more than the history keeps: %w", ErrUnknownOutcome, u, commitHistory, err)
+		case ambiguous(err) || errors.Is(err, backend.ErrPreconditionFailed):
+			return outcome{}, nil, &seen, fmt.Errorf("%w: write manifest of %s: %w", errPrecondition, u, err)
+		default:
+			return outcome{}, nil, nil, fmt.Errorf("write manifest of %s: %w", u, err)
+		}
 	}
-	opts := backend.PutOptions{ContentType: "application/json", IfMatch: etag, IfAbsent: cur == nil}
-	info, err := s.b.Put(ctx, key, bytes.NewReader(data), int64(len(data)), opts)
-	if err == nil {
-		s.manifests.put(key, info.ETag, next)
-		return outcome{m: next, prev: cur}, ch.garbage, nil, nil
-	}
-	// The Put (or one of the retry decorator's attempts) may have landed
-	// even though it reports a failure: a lost response retried into a
-	// precondition failure, or a timeout. Our commit id tells.
-	seen, cerr := s.readBack(ctx, u)
+}
+
+// nextObject builds the object ch commits over base: the outcome it will
+// report and the garbage it leaves once it lands. The identity fields are
+// left to the caller.
+func (s *Store) nextObject(base object, ch change, fenceOnly bool) (*manifest, outcome, []string) {
+	cur := base.live()
+	var next *manifest
 	switch {
-	case seen != nil && seen.m.Commit == next.Commit:
-		return outcome{m: next, prev: cur}, ch.garbage, nil, nil
-	case errors.Is(err, backend.ErrPreconditionFailed) && cerr == nil:
-		return outcome{}, nil, seen, fmt.Errorf("%w: write manifest of %s: %w", errPrecondition, u, err)
-	default:
-		// Not stored now; a Put still in flight (a timeout, a cancelled
-		// or broken connection) might land later.
-		maybeLater := backend.IsTransient(err) || isContextErr(err)
-		return outcome{uncertain: cerr != nil || maybeLater}, nil, nil, fmt.Errorf("write manifest of %s: %w", u, err)
+	case fenceOnly:
+		if base.m != nil {
+			next = base.m.clone()
+		} else {
+			next = &manifest{manifestHeader: manifestHeader{Tags: []string{}, Deleted: true}}
+		}
+		next.Reclaimed = appendBounded(base.m.reclaimed(), reclaimHistory, ch.reclaim...)
+		return next, outcome{m: cur, prev: cur}, ch.reclaim
+	case ch.remove:
+		next = &manifest{manifestHeader: manifestHeader{
+			Tags: []string{}, Created: cur.Created, NextVersion: cur.NextVersion, Deleted: true,
+			Reclaimed: base.m.reclaimed(),
+		}}
+		return next, outcome{prev: cur}, append(cur.blobs(), ch.garbage...)
 	}
+	next = ch.next
+	next.Deleted = false
+	next.Reclaimed = base.m.reclaimed()
+	return next, outcome{m: next, prev: cur}, ch.garbage
+}
+
+// appendBounded appends add to a copy of list and keeps the last n.
+func appendBounded(list []string, n int, add ...string) []string {
+	out := append(slices.Clip(list), add...)
+	if len(out) > n {
+		out = out[len(out)-n:]
+	}
+	return slices.Clone(out)
+}
+
+// commitsOf is m's commit history (none for nil; a manifest written before
+// the history existed counts its last commit).
+func commitsOf(m *manifest) []string {
+	switch {
+	case m == nil:
+		return nil
+	case len(m.Commits) == 0 && m.Commit != "":
+		return []string{m.Commit}
+	}
+	return m.Commits
+}
+
+// reclaimed is m's Reclaimed list (none for nil).
+func (m *manifest) reclaimed() []string {
+	if m == nil {
+		return nil
+	}
+	return m.Reclaimed
+}
+
+// covers reports whether o's history reaches back to the commit of base:
+// every commit since base's is in it, so a commit missing from it did not
+// land.
+func (o object) covers(base object) bool {
+	if o.m == nil {
+		return true // no object: nothing landed (or it was removed, by Reconcile only)
+	}
+	if base.m == nil {
+		return len(o.m.Commits) < commitHistory
+	}
+	return slices.Contains(commitsOf(o.m), base.m.Commit)
 }
 
 // checkLease refuses a commit by a writer whose lease is lost: lost as the
@@ -328,21 +470,21 @@ func (s *Store) checkLease(ctx context.Context, u URI, lease *lock.Lease, cur *m
 	return nil
 }
 
-// readBack reads u's manifest after a failed Put, to learn which commit is
-// stored (nil when none). It works on a context detached from ctx's
-// cancellation (bounded), since the answer decides whether blobs may be
-// deleted.
-func (s *Store) readBack(ctx context.Context, u URI) (*seenManifest, error) {
+// readBack reads u's manifest object after a failed Put, to learn which
+// commits are stored (o.m nil when there is none). It works on a context
+// detached from ctx's cancellation (bounded), since the answer decides
+// whether blobs may be deleted.
+func (s *Store) readBack(ctx context.Context, u URI) (object, error) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
-	m, etag, err := s.readManifest(cctx, u)
+	m, etag, err := s.readManifestObject(cctx, u)
 	switch {
-	case errors.Is(err, ErrNotFound) && !errors.Is(err, ErrIntegrity):
-		return nil, nil
+	case errors.Is(err, ErrNotFound):
+		return object{}, nil
 	case err != nil:
-		return nil, err
+		return object{}, err
 	}
-	return &seenManifest{m: m, etag: etag}, nil
+	return object{m: m, etag: etag}, nil
 }
 
 // cleanupTimeout bounds the best-effort work done after an operation, on a

@@ -4,13 +4,15 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // listedArtifact is one manifest found by a listing, with the ETag the
 // listing reported.
 type listedArtifact struct {
-	uri  URI
-	etag string
+	uri      URI
+	etag     string
+	modified time.Time
 }
 
 // scanArtifacts lists the manifests under prefix that pass keep (nil keeps
@@ -60,7 +62,7 @@ func (s *Store) scanArtifacts(ctx context.Context, prefix string, keep func(URI)
 				continue
 			}
 			select {
-			case work <- listedArtifact{uri: u, etag: info.ETag}:
+			case work <- listedArtifact{uri: u, etag: info.ETag, modified: info.Modified}:
 			case <-ctx.Done():
 				fail(context.Cause(ctx))
 				return

@@ -138,7 +138,7 @@ func (s *Store) applyUpload(cur *manifest, v version, tags []string) (change, er
 		if m.Tags == nil {
 			m.Tags = []string{}
 		}
-		return change{next: m}, nil
+		return change{next: m, uses: []string{v.Blob}}, nil
 	}
 	newTags := mergeTags(cur.Tags, tags)
 	if len(newTags) > s.cfg.MaxTags {
@@ -175,7 +175,7 @@ func (s *Store) applyUpload(cur *manifest, v version, tags []string) (change, er
 		garbage = next.blobs()
 		next.Versions = []version{v}
 	}
-	return change{next: next, garbage: garbage}, nil
+	return change{next: next, garbage: garbage, uses: []string{v.Blob}}, nil
 }
 
 // writeBlobRetrying is writeBlob, retried on a transient failure when r can

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // This file is the internal API for operations over many artifacts
@@ -17,6 +18,9 @@ type record struct {
 	uri  URI       // the artifact (no version)
 	m    *manifest // nil when err is set
 	etag string
+	// modified is the manifest's modification time as the listing reported
+	// it (the backend's clock).
+	modified time.Time
 	// err is set (matching ErrIntegrity) when the manifest exists but is
 	// not a valid record; the visitor decides whether to skip or report it.
 	err error
@@ -61,13 +65,26 @@ func (s *Store) forEachArtifact(ctx context.Context, prefix string, keep func(UR
 // The reads start while the listing pages (scan.go), and a manifest whose
 // listed ETag matches the Store's cache is not read again: it is taken in
 // the state the listing saw.
+//
+// Tombstones (deleted artifacts) are skipped.
 func (s *Store) forEachManifest(ctx context.Context, prefix string, keep func(URI) bool, fn func(ctx context.Context, r record) error) error {
+	return s.forEachManifestObject(ctx, prefix, keep, func(ctx context.Context, r record) error {
+		if r.m != nil && r.m.Deleted {
+			return nil
+		}
+		return fn(ctx, r)
+	})
+}
+
+// forEachManifestObject is forEachManifest with the tombstones: record.m
+// may be one (Deleted).
+func (s *Store) forEachManifestObject(ctx context.Context, prefix string, keep func(URI) bool, fn func(ctx context.Context, r record) error) error {
 	return s.scanArtifacts(ctx, prefix, keep, func(ctx context.Context, la listedArtifact) error {
 		u := la.uri
 		if m := s.listedManifest(la); m != nil {
-			return fn(ctx, record{uri: u, m: m, etag: la.etag})
+			return fn(ctx, record{uri: u, m: m, etag: la.etag, modified: la.modified})
 		}
-		m, etag, err := s.readManifest(ctx, u)
+		m, etag, err := s.readManifestObject(ctx, u)
 		switch {
 		case errors.Is(err, ErrIntegrity):
 			return fn(ctx, record{uri: u, err: err})
@@ -76,7 +93,7 @@ func (s *Store) forEachManifest(ctx context.Context, prefix string, keep func(UR
 		case err != nil:
 			return err
 		}
-		return fn(ctx, record{uri: u, m: m, etag: etag})
+		return fn(ctx, record{uri: u, m: m, etag: etag, modified: la.modified})
 	})
 }
 
