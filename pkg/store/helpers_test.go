@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"log/slog"
 	"slices"
 	"strings"
@@ -95,9 +97,9 @@ func newFixtureOn(t *testing.T, b backend.Backend, l lock.Locker, cfg Config, wr
 		// Fast retries: the tests inject transient faults on purpose.
 		cfg.Retry.Initial = time.Millisecond
 	}
-	sb := b
+	var sb backend.Backend = &clockedBackend{Backend: b, now: cfg.Now, written: map[string]time.Time{}}
 	if wrap != nil {
-		sb = wrap(b)
+		sb = wrap(sb)
 	}
 	s, err := New(context.Background(), sb, l, cfg)
 	if err != nil {
@@ -105,6 +107,67 @@ func newFixtureOn(t *testing.T, b backend.Backend, l lock.Locker, cfg Config, wr
 	}
 	f.s = s
 	return f
+}
+
+// clockedBackend reports as the modification time of the objects written
+// through it the time of Config.Now when they were written, so that the
+// backend's clock (Reconcile's ages) follows the test's clock. Objects
+// written to the backend directly keep the backend's own times.
+type clockedBackend struct {
+	backend.Backend
+	now func() time.Time
+
+	mu      sync.Mutex
+	written map[string]time.Time
+}
+
+func (c *clockedBackend) modified(info backend.ObjectInfo) backend.ObjectInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t, ok := c.written[info.Key]; ok {
+		info.Modified = t
+	}
+	return info
+}
+
+func (c *clockedBackend) Put(ctx context.Context, key string, r io.Reader, size int64, opts backend.PutOptions) (backend.ObjectInfo, error) {
+	info, err := c.Backend.Put(ctx, key, r, size, opts)
+	if err == nil {
+		c.mu.Lock()
+		c.written[key] = c.now()
+		c.mu.Unlock()
+		info = c.modified(info)
+	}
+	return info, err
+}
+
+func (c *clockedBackend) Get(ctx context.Context, key string) (io.ReadCloser, backend.ObjectInfo, error) {
+	rc, info, err := c.Backend.Get(ctx, key)
+	return rc, c.modified(info), err
+}
+
+func (c *clockedBackend) Stat(ctx context.Context, key string) (backend.ObjectInfo, error) {
+	info, err := c.Backend.Stat(ctx, key)
+	return c.modified(info), err
+}
+
+func (c *clockedBackend) List(ctx context.Context, prefix string) iter.Seq2[backend.ObjectInfo, error] {
+	return func(yield func(backend.ObjectInfo, error) bool) {
+		for info, err := range c.Backend.List(ctx, prefix) {
+			if !yield(c.modified(info), err) {
+				return
+			}
+		}
+	}
+}
+
+// DeleteIfMatch passes the capability through (embedding hides it).
+func (c *clockedBackend) DeleteIfMatch(ctx context.Context, key, etag string) error {
+	cd, ok := c.Backend.(backend.ConditionalDeleter)
+	if !ok {
+		return fmt.Errorf("clockedBackend: %w", errors.ErrUnsupported)
+	}
+	return cd.DeleteIfMatch(ctx, key, etag)
 }
 
 // fakeClock is an injected clock that moves only when told.

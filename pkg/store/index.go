@@ -268,6 +268,9 @@ func (s *Store) listTagged(ctx context.Context, tag string, f Filter) (map[URI]b
 			set[u] = true
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err // a listing may end quietly when cancelled
+	}
 	return set, nil
 }
 
@@ -303,6 +306,9 @@ func (s *Store) reconcileTagIndex(ctx context.Context, apply bool, want map[stri
 		if _, ok := want[info.Key]; !ok && !invalid[u] {
 			stale = append(stale, tagRef{tag: tag, uri: u})
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	var missing []tagRef
 	for key, ref := range want {

@@ -67,6 +67,8 @@ type outcome struct {
 	m    *manifest
 	prev *manifest
 	noop bool
+	// commit is the id of the commit (none for a noop).
+	commit string
 	// uncertain is set on failure when the manifest write may have
 	// reached the store anyway, or may still (ErrUnknownOutcome). The
 	// caller must then not delete blobs the change would have referenced;
@@ -284,6 +286,7 @@ func (s *Store) commitChange(ctx context.Context, u URI, lease *lock.Lease, base
 	next.Schema = manifestSchema
 	next.URI, next.Spec, next.Task, next.Type = u.String(), u.Spec, u.Task, u.Type
 	next.Fence, next.Writer, next.Commit = fence, s.cfg.WriterID, s.newID()
+	out.commit = next.Commit
 	next.Commits = appendBounded(commitsOf(base.m), commitHistory, next.Commit)
 	next.Updated = s.cfg.Now().UTC()
 	if next.Created.IsZero() {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -101,7 +102,14 @@ type usageCounter struct {
 	UsageTotals
 	Updated time.Time `json:"updated"`
 	Writer  string    `json:"writer"`
+	// Commits are the ids of the last commits counted in this shard (at
+	// most counterHistory, oldest first), so that an update whose reply
+	// was lost is recognised instead of counted twice.
+	Commits []string `json:"commits,omitempty"`
 }
+
+// counterHistory is how many commit ids a shard of the usage counter keeps.
+const counterHistory = 64
 
 // quotaState is a Store's view of the usage counter and its own uploads in
 // flight. Its zero value is ready to use.
@@ -348,21 +356,32 @@ func (s *Store) countUsage(ctx context.Context, u URI, out outcome) {
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
-	if err := s.addUsage(cctx, delta); err != nil {
+	if err := s.addUsage(cctx, delta, out.commit); err != nil {
 		s.log.Warn("store: usage counter not updated (RecountUsage corrects it)", "uri", u.String(),
 			"stored_bytes", delta.StoredBytes, "err", err)
 	}
 }
 
-// addUsage adds delta to a random shard, by conditional Put, moving to
-// another shard when it loses to a concurrent update. A missing shard means
-// that the counter was never initialized: the delta is left to the count
-// that will initialize it.
-func (s *Store) addUsage(ctx context.Context, delta UsageTotals) error {
+// addUsage adds delta, the change of commit id, to a random shard, by
+// conditional Put, moving to another shard when it loses to a concurrent
+// update. A missing shard means that the counter was never initialized:
+// the delta is left to the count that will initialize it.
+//
+// The update is idempotent per commit: the shard records id, and a Put
+// whose outcome is unknown (a lost reply) is resolved by reading the shard
+// again, staying on it: id recorded means counted; the shard unchanged
+// means not counted yet, and the same update is sent again under the same
+// condition (so at most one of the attempts lands); the shard changed
+// without id means the attempt can never land.
+func (s *Store) addUsage(ctx context.Context, delta UsageTotals, id string) error {
 	policy := backoff.Policy{Initial: time.Millisecond, Max: 50 * time.Millisecond}
-	var last error
+	var (
+		last     error
+		sentSeq  int64 = -1 // Seq of the shard an unresolved attempt was conditioned on
+		sentOnto       = -1 // and that shard
+		i              = rand.IntN(usageShards)
+	)
 	for attempt := 0; attempt < maxCounterAttempts; attempt++ {
-		i := rand.IntN(usageShards)
 		c, etag, err := s.readUsageShard(ctx, i)
 		if err != nil {
 			return err
@@ -370,28 +389,51 @@ func (s *Store) addUsage(ctx context.Context, delta UsageTotals) error {
 		if etag == "" {
 			return nil
 		}
-		c.UsageTotals = c.UsageTotals.plus(delta)
-		c.Seq++
-		err = s.writeUsageShard(ctx, i, c, etag)
+		switch {
+		case slices.Contains(c.Commits, id):
+			s.mergeShard(i, c)
+			return nil // counted by an earlier attempt
+		case sentOnto == i && c.Seq-sentSeq > counterHistory:
+			return fmt.Errorf("outcome of an update unknown: %d updates of %s followed it, more than the %d it remembers: %w",
+				c.Seq-sentSeq, usageShardKey(i), counterHistory, last)
+		}
+		next := c
+		next.UsageTotals = c.UsageTotals.plus(delta)
+		next.Seq++
+		next.Commits = appendBounded(c.Commits, counterHistory, id)
+		err = s.writeUsageShard(ctx, i, next, etag)
 		if err == nil {
-			q := &s.quota
-			q.mu.Lock()
-			q.merge(i, c)
-			s.checkWarning()
-			q.mu.Unlock()
+			s.mergeShard(i, next)
 			return nil
 		}
-		if !errors.Is(err, backend.ErrPreconditionFailed) {
+		last = err
+		switch {
+		case ambiguous(err):
+			// It may have landed: read this shard again.
+			sentSeq, sentOnto = c.Seq, i
+		case errors.Is(err, backend.ErrPreconditionFailed):
+			if sentOnto < 0 {
+				i = rand.IntN(usageShards) // lost a race: another shard
+			}
+		default:
 			return err
 		}
-		last = err
-		if attempt > 2 {
+		if attempt > 2 || ambiguous(err) {
 			if err := backoff.Sleep(ctx, policy.Delay(attempt)); err != nil {
 				return err
 			}
 		}
 	}
 	return fmt.Errorf("lost %d times to concurrent updates: %w", maxCounterAttempts, last)
+}
+
+// mergeShard takes c, just read or written, into the Store's view.
+func (s *Store) mergeShard(i int, c usageCounter) {
+	q := &s.quota
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.merge(i, c)
+	s.checkWarning()
 }
 
 // resetUsageCounter sets the counter to total: shard 0 holds it, the
@@ -415,7 +457,7 @@ func (s *Store) resetUsageCounter(ctx context.Context, total UsageTotals, onlyMi
 			q.mu.Lock()
 			seq := max(c.Seq, q.shards[i].Seq) + 1
 			q.mu.Unlock()
-			next := usageCounter{Seq: seq, UsageTotals: want}
+			next := usageCounter{Seq: seq, UsageTotals: want, Commits: c.Commits}
 			err = s.writeUsageShard(ctx, i, next, etag)
 			if err == nil {
 				q.mu.Lock()

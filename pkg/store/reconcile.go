@@ -8,6 +8,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/necrocode/artifactstore/pkg/backend"
+	"github.com/necrocode/artifactstore/pkg/lock"
 )
 
 // DefaultReconcileGracePeriod is the default of
@@ -20,12 +23,14 @@ type ReconcileOptions struct {
 	// quota, resets the usage counter). Default false: a dry run that only
 	// reports.
 	Apply bool
-	// GracePeriod is how old (by the backend's modification time against
-	// Config.Now) an unreferenced blob must be to count as an orphan, so
-	// that the blobs of uploads in flight (written, not yet committed) are
-	// never touched. It must be longer than any upload takes from the end
-	// of its blob transfer to its commit (the lock wait, at most
-	// Config.LockTimeout, plus the commit). Default 1h.
+	// GracePeriod is how old an unreferenced blob must be to count as an
+	// orphan, and a tombstone to be removed. Ages are measured on the
+	// backend's clock: against the modification time of a scratch object
+	// written when Apply is set, against Config.Now in a dry run. It should
+	// be longer than any upload takes from the end of its blob transfer to
+	// its commit (the lock wait, at most Config.LockTimeout, plus the
+	// commit): an upload slower than that is not lost, it fails with
+	// ErrConflict (its blob was reclaimed). Default 1h.
 	GracePeriod time.Duration
 }
 
@@ -39,10 +44,15 @@ type MissingBlob struct {
 // ReconcileReport is what Reconcile found and did. Its lists are sorted.
 type ReconcileReport struct {
 	Applied bool
-	// Manifests and Blobs count the objects read under manifests/ and
-	// listed under blobs/.
+	// Manifests and Blobs count the artifacts' manifests read under
+	// manifests/ (tombstones apart) and the objects listed under blobs/.
 	Manifests int
 	Blobs     int
+	// Tombstones counts the tombstones of deleted artifacts found;
+	// TombstonesRemoved those removed (Apply: tombstones older than the
+	// grace period that record no reclaimed blob).
+	Tombstones        int
+	TombstonesRemoved int
 	// OrphanBlobs are blobs no manifest references, older than the grace
 	// period; OrphanBytes their total size.
 	OrphanBlobs []string
@@ -88,6 +98,10 @@ type ReconcileReport struct {
 	// UsageReset reports that the usage counter of the quota was reset to
 	// Usage (Apply with a quota).
 	UsageReset bool
+	// UsageDrift is what the usage counter of the quota held minus Usage,
+	// before a reset (zero without a quota): the drift that a lost counter
+	// update left, which Apply repairs. Exact when the store is quiet.
+	UsageDrift UsageTotals
 }
 
 // TagMarker is one entry of the tag index: Tag on the artifact URI
@@ -130,19 +144,34 @@ func (s *Store) Reconcile(ctx context.Context, opts ReconcileOptions) (rep Recon
 		opts.GracePeriod = DefaultReconcileGracePeriod
 	}
 	rep.Applied = opts.Apply
+
+	// 0. The backend's clock, when the result deletes anything.
 	now := s.cfg.Now()
+	if opts.Apply {
+		if now, err = s.backendNow(ctx); err != nil {
+			return rep, fmt.Errorf("reconcile: %w", err)
+		}
+	}
 
 	// 1. Every manifest, and the blobs it references.
 	var (
-		mu        sync.Mutex
-		refs      = map[string]blobRefInfo{}
-		protected []string // blob prefixes of invalid manifests
-		invalid   = map[URI]bool{}
-		marks     = map[string]tagRef{} // marker key -> the tag a manifest has
+		mu         sync.Mutex
+		refs       = map[string]blobRefInfo{}
+		protected  []string // blob prefixes of invalid manifests
+		invalid    = map[URI]bool{}
+		marks      = map[string]tagRef{} // marker key -> the tag a manifest has
+		tombstones []listedArtifact      // old enough to remove
 	)
-	err = s.forEachManifest(ctx, manifestRoot, nil, func(ctx context.Context, r record) error {
+	err = s.forEachManifestObject(ctx, manifestRoot, nil, func(ctx context.Context, r record) error {
 		mu.Lock()
 		defer mu.Unlock()
+		if r.err == nil && r.m.Deleted {
+			rep.Tombstones++
+			if len(r.m.Reclaimed) == 0 && !r.modified.IsZero() && now.Sub(r.modified) > opts.GracePeriod {
+				tombstones = append(tombstones, listedArtifact{uri: r.uri, etag: r.etag})
+			}
+			return nil
+		}
 		rep.Manifests++
 		if r.err != nil {
 			rep.InvalidManifests = append(rep.InvalidManifests, r.uri.String())
@@ -164,11 +193,6 @@ func (s *Store) Reconcile(ctx context.Context, opts ReconcileOptions) (rep Recon
 	}
 
 	// 2. Every blob: referenced, orphan, pending or stray.
-	type orphan struct {
-		key  string
-		uri  URI
-		size int64
-	}
 	var orphans []orphan
 	seen := make(map[string]bool, len(refs))
 	for info, lerr := range s.b.List(ctx, blobRoot) {
@@ -202,6 +226,10 @@ func (s *Store) Reconcile(ctx context.Context, opts ReconcileOptions) (rep Recon
 		orphans = append(orphans, orphan{key: info.Key, uri: u, size: info.Size})
 	}
 
+	if err := ctx.Err(); err != nil {
+		return rep, fmt.Errorf("reconcile: %w", err) // a listing may end quietly when cancelled
+	}
+
 	// 3. Referenced blobs not listed: missing, unless the version went away
 	// since its manifest was read.
 	var missing []string
@@ -230,37 +258,67 @@ func (s *Store) Reconcile(ctx context.Context, opts ReconcileOptions) (rep Recon
 		return rep, fmt.Errorf("reconcile: %w", err)
 	}
 
-	// 4. Confirm each orphan against a fresh manifest read (under the
-	// artifact's lock when applying), then delete it.
-	var errs []error
-	err = s.parallel(ctx, len(orphans), func(ctx context.Context, i int) error {
-		o := orphans[i]
-		referenced, err := s.confirmOrphan(ctx, o.uri, o.key, opts.Apply)
-		if err == nil && !referenced && opts.Apply {
-			err = s.b.Delete(ctx, o.key)
+	// 4. Confirm the orphans of each artifact against a fresh manifest
+	// read; with Apply, under the artifact's lock, fence them (a commit
+	// that records them as reclaimed, so that no writer still holding one
+	// can commit it afterwards), then delete them.
+	byArtifact := map[URI][]orphan{}
+	var artifacts []URI
+	for _, o := range orphans {
+		if byArtifact[o.uri] == nil {
+			artifacts = append(artifacts, o.uri)
 		}
+		byArtifact[o.uri] = append(byArtifact[o.uri], o)
+	}
+	var errs []error
+	err = s.parallel(ctx, len(artifacts), func(ctx context.Context, i int) error {
+		u := artifacts[i]
+		found, err := s.reclaimOrphans(ctx, u, byArtifact[u], opts.Apply)
 		mu.Lock()
 		defer mu.Unlock()
-		switch {
-		case err != nil && isContextErr(err) && ctx.Err() != nil:
+		if err != nil && isContextErr(err) && ctx.Err() != nil {
 			return err
-		case err != nil:
-			errs = append(errs, fmt.Errorf("orphan %s: %w", o.key, err)) // logged once, with the result
-		case referenced:
-			// Committed since the first read: not an orphan.
-		default:
+		}
+		for _, o := range found {
 			rep.OrphanBlobs = append(rep.OrphanBlobs, o.key)
 			rep.OrphanBytes += o.size
-			if opts.Apply {
+			if opts.Apply && o.err == nil {
 				rep.Deleted++
 				rep.DeletedBytes += o.size
 				s.log.Info("store: reconcile deleted orphan blob", "key", o.key, "uri", o.uri.String(), "bytes", o.size)
 			}
+			if o.err != nil {
+				errs = append(errs, fmt.Errorf("orphan %s: %w", o.key, o.err)) // logged once, with the result
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("orphans of %s: %w", u, err))
 		}
 		return nil
 	})
 	if err != nil {
 		return rep, fmt.Errorf("reconcile: %w", err)
+	}
+
+	// 4b. Tombstones older than the grace period.
+	if opts.Apply {
+		err = s.parallel(ctx, len(tombstones), func(ctx context.Context, i int) error {
+			removed, err := s.removeTombstone(ctx, tombstones[i].uri, tombstones[i].etag)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err != nil && isContextErr(err) && ctx.Err() != nil:
+				return err
+			case err != nil:
+				errs = append(errs, fmt.Errorf("tombstone of %s: %w", tombstones[i].uri, err))
+			case removed:
+				rep.TombstonesRemoved++
+			}
+			return nil
+		})
+		if err != nil {
+			return rep, fmt.Errorf("reconcile: %w", err)
+		}
 	}
 
 	// 5. The tag index: markers missing for the tags of the manifests just
@@ -287,6 +345,18 @@ func (s *Store) Reconcile(ctx context.Context, opts ReconcileOptions) (rep Recon
 	}
 
 	// 6. The quota's counter, from the manifests just read.
+	if s.quotaOn() {
+		shards, present, err := s.readUsageShards(ctx)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("read usage counter: %w", err))
+		} else if present > 0 {
+			var counted UsageTotals
+			for _, c := range shards {
+				counted = counted.plus(c.UsageTotals)
+			}
+			rep.UsageDrift = counted.minus(rep.Usage)
+		}
+	}
 	if opts.Apply && s.quotaOn() {
 		if err := s.resetUsageCounter(ctx, rep.Usage, false); err != nil {
 			errs = append(errs, fmt.Errorf("reset usage counter: %w", err))
@@ -307,7 +377,8 @@ func (s *Store) Reconcile(ctx context.Context, opts ReconcileOptions) (rep Recon
 	s.log.Info("store: reconcile done", "applied", opts.Apply, "manifests", rep.Manifests, "blobs", rep.Blobs,
 		"orphans", len(rep.OrphanBlobs), "orphan_bytes", rep.OrphanBytes, "pending", rep.Pending,
 		"missing", len(rep.MissingBlobs), "invalid_manifests", len(rep.InvalidManifests), "strays", len(rep.Strays),
-		"deleted", rep.Deleted, "usage_reset", rep.UsageReset, "tag_markers", rep.TagMarkers,
+		"deleted", rep.Deleted, "usage_reset", rep.UsageReset, "usage_drift_stored_bytes", rep.UsageDrift.StoredBytes,
+		"tombstones", rep.Tombstones, "tombstones_removed", rep.TombstonesRemoved, "tag_markers", rep.TagMarkers,
 		"missing_tag_markers", len(rep.MissingTagMarkers), "stale_tag_markers", len(rep.StaleTagMarkers),
 		"tag_markers_created", rep.TagMarkersCreated, "tag_markers_deleted", rep.TagMarkersDeleted)
 	if len(errs) > 0 {
@@ -316,29 +387,128 @@ func (s *Store) Reconcile(ctx context.Context, opts ReconcileOptions) (rep Recon
 	return rep, nil
 }
 
-// confirmOrphan reads u's manifest afresh and reports whether it references
-// key. With underLock the read is the write protocol's (under the
-// artifact's lock, committing nothing), so it sees every commit that
-// finished before it. A commit after it could only reference key if its
-// upload had written the blob more than the grace period before.
-func (s *Store) confirmOrphan(ctx context.Context, u URI, key string, underLock bool) (bool, error) {
-	references := func(m *manifest) bool {
-		return m != nil && slices.ContainsFunc(m.Versions, func(v version) bool { return v.Blob == key })
+// orphan is an unreferenced blob older than the grace period, and what
+// became of it (err: its deletion failed).
+type orphan struct {
+	key  string
+	uri  URI
+	size int64
+	err  error
+}
+
+// reclaimOrphans confirms the orphans of artifact u against a fresh read of
+// its manifest and returns those still unreferenced. With apply the read is
+// the write protocol's, under the artifact's lock, and the confirmed
+// orphans are fenced by a commit that adds them to the manifest's Reclaimed
+// list (or to a tombstone's, when the artifact does not exist), before they
+// are deleted: a writer that still means to commit one of them (an upload
+// paused past the grace period) then either fails its conditional Put (it
+// read the manifest before the fence) or reads the fence and refuses (after
+// it). The deletion waits until the fence is known to have landed.
+func (s *Store) reclaimOrphans(ctx context.Context, u URI, candidates []orphan, apply bool) ([]orphan, error) {
+	unreferenced := func(m *manifest) []orphan {
+		return slices.DeleteFunc(slices.Clone(candidates), func(o orphan) bool {
+			return m != nil && slices.ContainsFunc(m.Versions, func(v version) bool { return v.Blob == o.key })
+		})
 	}
-	if !underLock {
+	if !apply {
 		m, _, err := s.readManifest(ctx, u)
+		if err != nil && !(errors.Is(err, ErrNotFound) && !errors.Is(err, ErrIntegrity)) {
+			return nil, err
+		}
+		return unreferenced(m), nil
+	}
+	var found []orphan
+	_, err := s.mutate(ctx, u, func(cur *manifest, _ commitInfo) (change, error) {
+		found = unreferenced(cur)
+		if len(found) > reclaimHistory {
+			found = found[:reclaimHistory] // the rest at the next pass
+		}
+		if len(found) == 0 {
+			return change{noop: true}, nil
+		}
+		keys := make([]string, len(found))
+		for i, o := range found {
+			keys[i] = o.key
+		}
+		return change{reclaim: keys}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	for i := range found {
+		found[i].err = s.b.Delete(cctx, found[i].key)
+	}
+	return found, nil
+}
+
+// removeTombstone removes the tombstone of u when it is still the object
+// listed (etag) and records no reclaimed blob, under u's lock. Where the
+// backend honours conditional deletes (probed by New) the delete is
+// conditional on etag; elsewhere it is unconditional, right after a read
+// under the lock and a check that the lease is still valid. The window
+// that remains there: a writer whose lease was lost (or one without locks)
+// that commits over the tombstone between that read and the delete loses
+// its commit.
+func (s *Store) removeTombstone(ctx context.Context, u URI, etag string) (bool, error) {
+	var lease *lock.Lease
+	if s.locker != nil {
+		var err error
+		if lease, err = s.acquire(ctx, u); err != nil {
+			return false, err
+		}
+		defer s.release(ctx, u, lease)
+	}
+	m, cur, err := s.readManifestObject(ctx, u)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, err
+	case !m.Deleted || len(m.Reclaimed) > 0 || cur != etag:
+		return false, nil // changed since the listing
+	}
+	key := manifestKey(u)
+	if s.conditionalDelete {
+		err := s.b.(backend.ConditionalDeleter).DeleteIfMatch(ctx, key, etag)
 		switch {
-		case errors.Is(err, ErrNotFound) && !errors.Is(err, ErrIntegrity):
+		case errors.Is(err, backend.ErrPreconditionFailed), errors.Is(err, ErrNotFound):
 			return false, nil
 		case err != nil:
 			return false, err
 		}
-		return references(m), nil
+	} else {
+		if lease != nil {
+			if err := lease.Err(); err != nil {
+				return false, fmt.Errorf("%w: lease on %s lost before removing its tombstone: %w", ErrConflict, u, err)
+			}
+		}
+		if err := s.b.Delete(ctx, key); err != nil {
+			return false, err
+		}
 	}
-	var referenced bool
-	_, err := s.mutate(ctx, u, func(cur *manifest, _ commitInfo) (change, error) {
-		referenced = references(cur)
-		return change{noop: true}, nil
-	})
-	return referenced, err
+	s.manifests.remove(key)
+	return true, nil
+}
+
+// backendNow is the backend's clock: the modification time of a scratch
+// object written for the purpose (and deleted).
+func (s *Store) backendNow(ctx context.Context) (time.Time, error) {
+	key := probeRoot + "clock-" + s.newID()
+	info, err := s.b.Put(ctx, key, strings.NewReader(""), 0, backend.PutOptions{})
+	if err == nil && info.Modified.IsZero() {
+		info, err = s.b.Stat(ctx, key)
+	}
+	if derr := s.b.Delete(context.WithoutCancel(ctx), key); derr != nil {
+		s.log.Warn("store: delete scratch object", "key", key, "err", derr)
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read the backend's clock: %w", err)
+	}
+	if info.Modified.IsZero() {
+		return s.cfg.Now(), nil // a backend that keeps no times
+	}
+	return info.Modified, nil
 }

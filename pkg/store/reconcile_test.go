@@ -148,21 +148,23 @@ func TestReconcileFindings(t *testing.T) {
 }
 
 // TestReconcileRecheck: a blob that a commit references after the first
-// read of the manifests is not deleted.
+// read of the manifests is not reclaimed, with or without Apply.
 func TestReconcileRecheck(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, memEnv(), Config{}, nil)
 	setClock(f.clock, time.Now())
 	md := mustUpload(t, f.s, "artifact://s/t/log", []byte("x"), UploadOptions{})
 	u := URI{Spec: "s", Task: "t", Type: "log"}
-	for _, underLock := range []bool{false, true} {
-		referenced, err := f.s.confirmOrphan(ctx, u, md.BlobKey, underLock)
-		if err != nil || !referenced {
-			t.Errorf("confirmOrphan(referenced, underLock=%v) = %v, %v", underLock, referenced, err)
+	for _, apply := range []bool{false, true} {
+		found, err := f.s.reclaimOrphans(ctx, u, []orphan{{key: md.BlobKey, uri: u}, {key: blobPrefix(u) + "other", uri: u}}, apply)
+		if err != nil || len(found) != 1 || found[0].key != blobPrefix(u)+"other" {
+			t.Errorf("reclaimOrphans(apply=%v) = %+v, %v; want only the unreferenced key", apply, found, err)
 		}
-		referenced, err = f.s.confirmOrphan(ctx, u, blobPrefix(u)+"other", underLock)
-		if err != nil || referenced {
-			t.Errorf("confirmOrphan(unreferenced, underLock=%v) = %v, %v", underLock, referenced, err)
-		}
+	}
+	if _, err := f.b.Stat(ctx, md.BlobKey); err != nil {
+		t.Errorf("referenced blob: %v", err)
+	}
+	if m := rawManifest(t, f.b, "artifact://s/t/log"); !slices.Equal(m.Reclaimed, []string{blobPrefix(u) + "other"}) {
+		t.Errorf("reclaimed %v", m.Reclaimed)
 	}
 }

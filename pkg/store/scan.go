@@ -24,6 +24,7 @@ func (s *Store) scanArtifacts(ctx context.Context, prefix string, keep func(URI)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	parent := ctx
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var (
@@ -70,6 +71,11 @@ func (s *Store) scanArtifacts(ctx context.Context, prefix string, keep func(URI)
 		}
 	}()
 	wg.Wait()
+	if firstErr == nil {
+		// Workers skip what is left once ctx ends, and a listing may end
+		// quietly: a cancelled scan is never a complete one.
+		firstErr = parent.Err()
+	}
 	return firstErr
 }
 

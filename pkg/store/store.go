@@ -32,6 +32,9 @@ type Store struct {
 	// (index.go); indexReadLimit is indexReadLimit (tests lower it).
 	tagIndexReady  atomic.Bool
 	indexReadLimit int
+
+	// conditionalDelete: the backend honours DeleteIfMatch (probed by New).
+	conditionalDelete bool
 }
 
 // manifestCacheEntries is the default of Config.ManifestCacheEntries: the
@@ -68,12 +71,17 @@ func New(ctx context.Context, b backend.Backend, l lock.Locker, cfg Config) (*St
 		s.locker = l
 	}
 	probe := probeRoot + s.newID()
-	if err := backend.ProbeConditionalPut(ctx, s.b, probe); err != nil {
+	var err error
+	if err = backend.ProbeConditionalPut(ctx, s.b, probe); err != nil {
 		if !errors.Is(err, backend.ErrUnfencedWrites) || !cfg.AllowUnfencedWrites {
 			s.log.Error("store: open", "op", "open", "err", err)
 			return nil, fmt.Errorf("store: open: %w", err)
 		}
 		s.log.Warn("store: backend does not enforce conditional writes; accepted by Config.AllowUnfencedWrites", "err", err)
+	}
+	if s.conditionalDelete, err = backend.ProbeConditionalDelete(ctx, s.b, probe); err != nil {
+		s.log.Error("store: open", "op", "open", "err", err)
+		return nil, fmt.Errorf("store: open: %w", err)
 	}
 	if err := s.openTagIndex(ctx); err != nil {
 		s.log.Error("store: open", "op", "open", "err", err)

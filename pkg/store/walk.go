@@ -41,6 +41,9 @@ func (s *Store) listArtifacts(ctx context.Context, prefix string, keep func(URI)
 		}
 		out = append(out, u)
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err // a listing may end quietly when cancelled
+	}
 	return out, nil
 }
 
@@ -104,6 +107,7 @@ func (s *Store) parallel(ctx context.Context, n int, fn func(ctx context.Context
 	if n == 0 {
 		return ctx.Err()
 	}
+	parent := ctx
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var (
@@ -147,5 +151,8 @@ func (s *Store) parallel(ctx context.Context, n int, fn func(ctx context.Context
 		go worker()
 	}
 	wg.Wait()
+	if firstErr == nil {
+		firstErr = parent.Err() // a cancelled run is never a complete one
+	}
 	return firstErr
 }
