@@ -13,10 +13,11 @@ import (
 // (and the artifact when it was the last one). A missing artifact or version
 // matches ErrNotFound.
 //
-// The backend has no conditional delete, so the manifest is deleted
-// unconditionally, under the lock, right after it was read: a commit landing
-// in between (only possible from a writer whose lease was lost, or one
-// running without locks) is deleted with it.
+// Removal is a commit like any other: the manifest is replaced by a
+// tombstone, conditionally on the ETag read under the lock, so a Delete
+// decided on an older manifest (a lost lease, no locking) fails with
+// ErrConflict instead of removing a commit made after its decision. The
+// blobs go after the commit; the tombstone goes later (Reconcile).
 func (s *Store) Delete(ctx context.Context, uri string) (err error) {
 	defer func() { s.logResult(ctx, "delete", uri, err) }()
 	u, err := ParseURI(uri)

@@ -37,9 +37,22 @@
 // key, the SHA-256 (hex) and size of the original content, the stored size,
 // the compression ("gzip" or none), the MIME type, the creation time, the
 // user metadata and the fence token and writer id of the commit that added
-// it. Blobs are the raw content or its gzip stream, so plain S3 tools can
+// it. The manifest also keeps the ids of its last 64 commits ("commits"),
+// the blob keys Reconcile reclaimed ("reclaimed", at most 1,024) and, for a
+// deleted artifact, "deleted": true (a tombstone, with no versions and no
+// tags). Blobs are the raw content or its gzip stream, so plain S3 tools can
 // read the bucket. A manifest is only ever written by a conditional Put
-// (if-absent for a new artifact, if-ETag-matches otherwise).
+// (if-absent for a new artifact, if-ETag-matches otherwise), and only
+// Reconcile removes one (an old tombstone).
+//
+// A manifest is at most MaxManifestBytes (16 MiB) of JSON, read with a
+// limit of four times that; an artifact holds at most MaxVersionsLimit
+// (10,000) versions, and Config.MaxMetadataBytes is at most
+// MaxMetadataBytesLimit (1 MiB). A commit that would pass either bound
+// fails with ErrStorageFull and changes nothing, unless it shrinks the
+// manifest: an artifact at a bound stays readable, prunable and deletable.
+// Each commit rewrites the whole manifest, so its cost grows with the
+// number of versions (see BENCHMARKS.md).
 //
 // # Write protocol
 //
@@ -69,11 +82,27 @@
 //     fence is older than the fence of the manifest's last commit and a
 //     refresh of the lease fails (a refresh that succeeds proves the lease
 //     held: the lock service lost its fence counters, as when a Redis master
-//     restarts without persistence; logged). Else Put the manifest
-//     conditionally on the ETag read in step 4 (if-absent for a new
-//     artifact), carrying the lease's fence and the writer id. A failed
-//     condition means another writer committed since step 4, so the lease was
-//     lost: the write is never retried blindly, it fails with ErrConflict.
+//     restarts without persistence; logged). Refuse (ErrConflict) an upload
+//     whose blob the manifest lists as reclaimed. Else Put the manifest
+//     conditionally on the ETag read in step 4 (if-absent when there was no
+//     object), carrying the lease's fence, the writer id and a new commit
+//     id appended to the manifest's history. A removal (Delete, the
+//     cleanup of an artifact whose versions all expired) is such a Put too:
+//     of a tombstone.
+//     A Put that fails is never retried blindly (the backend's retry
+//     decorator does not re-send conditional Puts); it is resolved by
+//     reading the manifest back: its commit id in the history means it
+//     landed (even when later commits followed) and the write succeeded;
+//     the manifest unchanged means it did not land, and the same bytes are
+//     sent again under the same condition (at most Config.Retry.MaxRetries
+//     times, re-checking the lease), so that of all the attempts at most
+//     one lands; the manifest changed without it means it did not land and
+//     never will: another writer committed since step 4, so the lease was
+//     lost, and the write fails with ErrConflict (without locking, it is
+//     retried from step 4). When none of this can be learned (the read-back
+//     fails, the request may still be in flight, more than 64 commits
+//     followed) the write fails with ErrUnknownOutcome, and nothing it may
+//     reference is deleted.
 //  7. When the commit removed tags (RemoveTags, SetTags, Delete, the
 //     cleanup of expired artifacts), delete their markers while still
 //     holding the lock, so that no other writer can re-add a tag in between
@@ -95,9 +124,8 @@
 //
 // Whenever the write fails after step 2, the new blob is deleted and nothing
 // of it is visible: readers see the old manifest or the new one, never a
-// partial artifact. When the outcome of the manifest Put cannot be known (the
-// backend failed and the manifest could not be read back) the blob is kept,
-// for reconcile to judge.
+// partial artifact. When the outcome of the manifest Put is unknown
+// (ErrUnknownOutcome) the blob is kept, for Reconcile to judge.
 //
 // With Config.DisableLocking, steps 4 to 6 run optimistically: a failed
 // condition re-reads, re-applies and retries, up to Config.MaxConflictRetries
@@ -107,13 +135,32 @@
 // is re-adding the tag): the stale markers cost searches a manifest read
 // each, and Reconcile reports them but deletes them only with locking on.
 //
-// New proves that the backend enforces conditional Puts and refuses one
-// that does not (backend.ErrUnfencedWrites) unless Config.AllowUnfencedWrites.
+// New proves that the backend enforces conditional Puts under races (32
+// concurrent creates and 32 concurrent If-Match writes have one winner
+// each) and refuses one that does not (backend.ErrUnfencedWrites) unless
+// Config.AllowUnfencedWrites; it also probes whether the backend honours
+// If-Match on Delete (backend.ProbeConditionalDelete).
 //
-// Delete removes the manifest under the lock, then the blobs. The backend
-// has no conditional delete, so a commit by a writer whose lease was lost
-// (or one without locks) that lands between the read and the delete of the
-// manifest is deleted with it.
+// What a party may do after losing its lease (a pause, a partition, a
+// broken lock), and the windows that remain:
+//
+//   - A writer: nothing. Every commit, removal included, is conditional on
+//     the ETag read under the lease, so it fails once another holder has
+//     committed; a commit of its own that landed before is kept. A stale
+//     writer's upload that commits before anyone else does is a valid
+//     commit (the lock only makes contention cheap).
+//   - Reconcile deleting orphans: nothing either. An orphan is deleted only
+//     after a conditional commit recording it as reclaimed has landed, and
+//     no later commit may reference a reclaimed blob. Only a writer paused
+//     while more than 1,024 later blobs of the same artifact were reclaimed
+//     could commit a missing blob.
+//   - Reconcile removing an old tombstone: on a backend without
+//     conditional deletes (versitygw, MinIO), the tombstone is deleted
+//     unconditionally right after a read and a lease check under the lock;
+//     a writer whose lease was lost (or one without locks) that commits
+//     over the tombstone between that read and the delete loses that
+//     commit. With conditional deletes (AWS S3, probed) there is no window.
+//   - Deleting tag index markers: see step 7.
 //
 // # Read protocol
 //
@@ -151,8 +198,9 @@
 // uploaded during the cleanup is never deleted. With CleanupOptions.DryRun
 // nothing changes. Each deleted version is logged at Info (uri, version,
 // bytes, stored_bytes), then a summary, and the report counts artifacts,
-// versions and bytes. Without locking, an artifact deleted whole has the
-// same caveat as Delete (see "Write protocol").
+// versions and bytes. Removing an artifact whose versions all expired is a
+// tombstone commit, like Delete: it fails (ErrConflict) rather than remove
+// an upload that landed after its decision.
 //
 // # Usage and quota
 //
@@ -190,8 +238,12 @@
 // A warning is logged (Warn, "usage passed the quota warning threshold")
 // each time the usage a Store sees rises past WarnRatio × MaxBytes, and
 // again only after it fell back below; each Store logs the crossings it
-// sees. The counter falls behind when a process dies between a commit and
-// its count, or when a Store without a quota writes to the bucket;
+// sees. Each shard remembers the ids of the last 64 commits it counted, so
+// an update whose reply was lost is recognised by reading the shard again,
+// never counted twice; a removal is a conditional commit, so two deletes
+// of one artifact subtract once. The counter falls behind when a process
+// dies between a commit and its count, when a write's outcome stays unknown
+// (ErrUnknownOutcome), or when a Store without a quota writes to the bucket;
 // RecountUsage, or Reconcile with Apply, resets it from the manifests (exact
 // when the store is quiet). A Store with a quota that finds no counter
 // counts the bucket once, at its first check.
@@ -231,14 +283,22 @@
 // blob deletion that failed, leaves a blob no manifest references.
 // Reconcile reads every manifest, then lists blobs/, and reports these
 // orphans, and the versions whose blob is missing. Only blobs older than
-// ReconcileOptions.GracePeriod (1h, by the backend's modification time
-// against Config.Now) are orphans, so the blobs of uploads in flight are
-// left alone. It is a dry run unless ReconcileOptions.Apply: then each
-// orphan is checked once more against its artifact's manifest, read under
-// the artifact's lock, right before it is deleted, and the quota's usage
-// counter is reset. Keys under blobs/ or _index/tags/ outside the layout,
-// and the blobs of artifacts whose manifest is not valid, are reported and
-// never deleted.
+// ReconcileOptions.GracePeriod (1h) are orphans; ages are measured on the
+// backend's clock (with Apply, against the Last-Modified of a scratch
+// object it writes; a dry run uses Config.Now). It is a dry run unless
+// ReconcileOptions.Apply: then the orphans of each artifact are checked once
+// more against its manifest, read under the artifact's lock, and fenced
+// before they are deleted: a conditional commit adds them to the manifest's
+// reclaimed list (to a tombstone's when the artifact does not exist), so
+// that an upload still holding one of them (paused past the grace period,
+// or run on a clock far behind) fails with ErrConflict instead of
+// committing a version without content. Apply also removes the tombstones
+// older than the grace period that record no reclaimed blob (see "Write
+// protocol" for the window on backends without conditional deletes) and,
+// with a quota, resets the usage counter (ReconcileReport.UsageDrift says
+// how far it was off). Keys under blobs/ or _index/tags/ outside the
+// layout, and the blobs of artifacts whose manifest is not valid, are
+// reported and never deleted.
 //
 // Reconcile also checks the tag index (after the walk of the manifests, it
 // lists _index/tags/): missing markers (a tag of a manifest without its
