@@ -168,3 +168,64 @@ func TestReconcileRecheck(t *testing.T) {
 		t.Errorf("reclaimed %v", m.Reclaimed)
 	}
 }
+
+// TestReconcileTombstones: a Delete leaves a tombstone that readers see as
+// not found and an upload replaces; Reconcile removes it only once it is
+// older than the grace period, and never one that records reclaimed blobs
+// (it is what stops a paused upload from committing one of them).
+func TestReconcileTombstones(t *testing.T) {
+	forEachEnv(t, func(t *testing.T, e env) {
+		ctx := context.Background()
+		f := newFixture(t, e, Config{}, nil)
+		setClock(f.clock, time.Now())
+		for _, uri := range []string{"artifact://s/t/log", "artifact://s/t/diff", "artifact://s/t/test"} {
+			mustUpload(t, f.s, uri, []byte("x"+uri), UploadOptions{})
+			if err := f.s.Delete(ctx, uri); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if m := rawManifest(t, f.b, "artifact://s/t/log"); !m.Deleted || len(m.Versions) != 0 {
+			t.Fatalf("after Delete the manifest is %+v, want a tombstone", m.manifestHeader)
+		}
+		// An upload replaces a tombstone.
+		md := mustUpload(t, f.s, "artifact://s/t/test", []byte("again"), UploadOptions{})
+		if got, _ := mustDownload(t, f.s, md.URI); string(got) != "again" {
+			t.Fatalf("download after re-upload: %q", got)
+		}
+		// An orphan of a deleted artifact: reclaiming it fences the
+		// tombstone, which must then stay.
+		u := URI{Spec: "s", Task: "t", Type: "diff"}
+		orphanKey := blobPrefix(u) + "01ORPHAN"
+		if _, err := f.s.b.Put(ctx, orphanKey, strings.NewReader("o"), 1, backend.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+
+		rep, err := f.s.Reconcile(ctx, ReconcileOptions{GracePeriod: time.Minute, Apply: true})
+		if err != nil || rep.Tombstones != 2 || rep.TombstonesRemoved != 0 || rep.Manifests != 1 {
+			t.Fatalf("young tombstones: %+v, %v", rep, err)
+		}
+		f.clock.Advance(2 * time.Minute)
+		rep, err = f.s.Reconcile(ctx, ReconcileOptions{GracePeriod: time.Minute, Apply: true})
+		if err != nil || rep.Deleted != 1 || rep.TombstonesRemoved != 1 {
+			t.Fatalf("old tombstones: %+v, %v", rep, err)
+		}
+		if _, err := f.b.Stat(ctx, "manifests/s/t/log.json"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("old tombstone not removed: %v", err)
+		}
+		if m := rawManifest(t, f.b, "artifact://s/t/diff"); !m.Deleted || !slices.Equal(m.Reclaimed, []string{orphanKey}) {
+			t.Errorf("fenced tombstone %+v", m.manifestHeader)
+		}
+		f.clock.Advance(2 * time.Minute)
+		if rep, err = f.s.Reconcile(ctx, ReconcileOptions{GracePeriod: time.Minute, Apply: true}); err != nil || rep.TombstonesRemoved != 0 || rep.Tombstones != 1 {
+			t.Errorf("a fenced tombstone was removed: %+v, %v", rep, err)
+		}
+		for _, uri := range []string{"artifact://s/t/log", "artifact://s/t/diff"} {
+			if _, err := f.s.Stat(ctx, uri); !errors.Is(err, ErrNotFound) {
+				t.Errorf("Stat %s: %v", uri, err)
+			}
+		}
+		if got, _ := mustDownload(t, f.s, md.URI); string(got) != "again" {
+			t.Fatalf("live artifact after reconcile: %q", got)
+		}
+	})
+}
