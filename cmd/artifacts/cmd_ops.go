@@ -506,6 +506,11 @@ type reconcileJSON struct {
 	Deleted          int           `json:"deleted"`
 	DeletedBytes     int64         `json:"deleted_bytes"`
 	UsageReset       bool          `json:"usage_reset"`
+	// UsageDriftBytes is what the quota's usage counter held beyond the
+	// stored bytes the manifests add up to (negative: below).
+	UsageDriftBytes   int64 `json:"usage_drift_stored_bytes"`
+	Tombstones        int   `json:"tombstones"`
+	TombstonesRemoved int   `json:"tombstones_removed"`
 
 	TagMarkers        int             `json:"tag_markers"`
 	MissingTagMarkers []tagMarkerJSON `json:"missing_tag_markers"`
@@ -536,7 +541,7 @@ func runReconcile(ctx context.Context, a *app, c *command, args []string) error 
 	)
 	fs.BoolVar(&apply, "apply", false, "delete the orphan blobs (default: dry run)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
-	fs.StringVar(&grace, "grace", "", "only blobs older than `DURATION` are orphans (default 1h; shorter risks deleting uploads in flight)")
+	fs.StringVar(&grace, "grace", "", "only blobs (and tombstones) older than `DURATION` are reclaimed (default 1h; an upload slower than that between its transfer and its commit fails with a conflict)")
 	pos, err := a.parse(fs, c, args)
 	if err != nil {
 		return err
@@ -560,6 +565,7 @@ func runReconcile(ctx context.Context, a *app, c *command, args []string) error 
 				OrphanBlobs: nonNil(rep.OrphanBlobs), OrphanBytes: rep.OrphanBytes, Pending: rep.Pending,
 				MissingBlobs: missingJSON(rep.MissingBlobs), InvalidManifests: nonNil(rep.InvalidManifests), Strays: nonNil(rep.Strays),
 				Deleted: rep.Deleted, DeletedBytes: rep.DeletedBytes, UsageReset: rep.UsageReset,
+				UsageDriftBytes: rep.UsageDrift.StoredBytes, Tombstones: rep.Tombstones, TombstonesRemoved: rep.TombstonesRemoved,
 				TagMarkers: rep.TagMarkers, MissingTagMarkers: tagMarkersJSON(rep.MissingTagMarkers),
 				StaleTagMarkers: tagMarkersJSON(rep.StaleTagMarkers), TagMarkersCreated: rep.TagMarkersCreated,
 				TagMarkersDeleted: rep.TagMarkersDeleted, TagIndexReady: rep.TagIndexReady}); err != nil {
@@ -602,6 +608,10 @@ func runReconcile(ctx context.Context, a *app, c *command, args []string) error 
 			fmt.Fprintf(w, "tag index: %d markers, %d missing (%d created), %d stale (%d deleted), complete: %v\n",
 				rep.TagMarkers, len(rep.MissingTagMarkers), rep.TagMarkersCreated,
 				len(rep.StaleTagMarkers), rep.TagMarkersDeleted, rep.TagIndexReady)
+			fmt.Fprintf(w, "tombstones of deleted artifacts: %d, removed %d\n", rep.Tombstones, rep.TombstonesRemoved)
+			if d := rep.UsageDrift.StoredBytes; d != 0 {
+				fmt.Fprintf(w, "usage counter was off by %+d stored bytes\n", d)
+			}
 			if rep.UsageReset {
 				fmt.Fprintln(w, "usage counter reset")
 			}
