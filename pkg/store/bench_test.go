@@ -16,6 +16,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/necrocode/artifactstore/internal/testenv"
+	"github.com/necrocode/artifactstore/pkg/backend"
 	"github.com/necrocode/artifactstore/pkg/backend/s3backend"
 	"github.com/necrocode/artifactstore/pkg/lock"
 	"github.com/necrocode/artifactstore/pkg/lock/redislock"
@@ -418,4 +419,49 @@ func peakRSSMiB(b *testing.B) float64 {
 	}
 	b.Fatal("no VmHWM in /proc/self/status")
 	return 0
+}
+
+// BenchmarkUploadManyVersions measures a 4 KiB upload (a commit) to an
+// artifact that already holds 1, 1,000 or 10,000 versions, with
+// Config.MaxVersions keeping the count constant: every commit rewrites the
+// whole manifest, so its cost grows with the number of versions. The
+// versions are seeded by writing their manifest directly (their blobs do
+// not exist; the pruned one's deletion is a no-op).
+func BenchmarkUploadManyVersions(b *testing.B) {
+	for _, n := range []int{1, 1000, MaxVersionsLimit} {
+		b.Run(fmt.Sprintf("versions=%d", n), func(b *testing.B) {
+			rig := newBenchRig(b, Config{Versioning: true, MaxVersions: n})
+			ctx := context.Background()
+			u := URI{Spec: "bench", Task: "many", Type: "log"}
+			m := &manifest{manifestHeader: manifestHeader{
+				Schema: manifestSchema, URI: u.String(), Spec: u.Spec, Task: u.Task, Type: u.Type,
+				Tags: []string{}, Created: time.Now().UTC(), Updated: time.Now().UTC(), NextVersion: n + 1, Commit: "seed",
+			}}
+			for i := 1; i <= n; i++ {
+				m.Versions = append(m.Versions, version{
+					Version: i, Blob: blobPrefix(u) + fmt.Sprintf("SEED%022d", i), SHA256: strings.Repeat("ab", 32),
+					Size: 4096, StoredSize: 4096, ContentType: "text/plain", Created: time.Now().UTC(), Writer: "seed",
+					Metadata: map[string]string{"step": "compile", "worker": strconv.Itoa(i % 7)},
+				})
+			}
+			data, err := encodeManifest(m)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := rig.s.b.Put(ctx, manifestKey(u), bytes.NewReader(data), int64(len(data)), backend.PutOptions{}); err != nil {
+				b.Fatal(err)
+			}
+			content := benchContent(4 << 10)
+			i := 0
+			for b.Loop() {
+				i++
+				content[0] = byte(i) // a new version each time
+				content[1] = byte(i >> 8)
+				if _, err := rig.s.UploadBytes(ctx, u.String(), content, UploadOptions{Metadata: map[string]string{"step": "compile"}}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(len(data)), "manifest-bytes")
+		})
+	}
 }
