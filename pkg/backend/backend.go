@@ -37,6 +37,10 @@ type Backend interface {
 	Stat(ctx context.Context, key string) (ObjectInfo, error)
 
 	// Delete removes the object. Deleting a missing key is not an error.
+	// It is unconditional: it removes whatever is stored under key when it
+	// runs, so use it only on keys nobody re-creates concurrently (the
+	// store's write-once blobs), and ConditionalDeleter.DeleteIfMatch
+	// otherwise.
 	Delete(ctx context.Context, key string) error
 
 	// List yields the objects whose keys start with prefix, in ascending
@@ -59,9 +63,29 @@ type PutOptions struct {
 	// already exists under the key.
 	IfAbsent bool
 	// IfMatch, when not empty, makes the Put fail with ErrPreconditionFailed
-	// unless the current object exists and its ETag equals IfMatch.
-	// IfAbsent and IfMatch are mutually exclusive.
+	// unless the current object exists and its ETag equals IfMatch. A
+	// missing key also fails with ErrPreconditionFailed, never with
+	// ErrNotFound (S3 servers answer 404 NoSuchKey there; the
+	// implementations normalize it). IfAbsent and IfMatch are mutually
+	// exclusive.
 	IfMatch string
+}
+
+// ConditionalDeleter is implemented by backends that can delete an object
+// only while its ETag matches. It is an optional capability, found by type
+// assertion; the decorators of this package and of backendtest implement
+// it whatever they wrap and fail with an error matching
+// errors.ErrUnsupported when the wrapped Backend lacks it. Implementing it
+// is a claim about the code, not about the server behind it: an S3 server
+// may accept the condition and delete anyway. ProbeConditionalDelete tells
+// whether a Backend really enforces it.
+type ConditionalDeleter interface {
+	// DeleteIfMatch deletes key only when it exists and its ETag equals etag.
+	// A different ETag fails with an error matching ErrPreconditionFailed, a missing key with one matching ErrNotFound; either way nothing changes.
+	// An empty etag fails with ErrInvalidArgument. The check and the
+	// removal are one atomic step with respect to Puts and Deletes of the
+	// key.
+	DeleteIfMatch(ctx context.Context, key, etag string) error
 }
 
 // DefaultContentType is the content type recorded when PutOptions.ContentType

@@ -85,3 +85,16 @@ func ValidatePut(key string, r io.Reader, size int64, opts PutOptions) error {
 	}
 	return nil
 }
+
+// ValidateDeleteIfMatch checks the arguments of
+// ConditionalDeleter.DeleteIfMatch: the key, and an etag that is not empty
+// (ErrInvalidArgument).
+func ValidateDeleteIfMatch(key, etag string) error {
+	if err := ValidateKey(key); err != nil {
+		return err
+	}
+	if etag == "" {
+		return fmt.Errorf("%w: empty ETag for a conditional delete of key %q", ErrInvalidArgument, key)
+	}
+	return nil
+}

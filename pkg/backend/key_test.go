@@ -139,3 +139,15 @@ func TestValidatePut(t *testing.T) {
 		})
 	}
 }
+
+func TestValidateDeleteIfMatch(t *testing.T) {
+	if err := backend.ValidateDeleteIfMatch("a/b", "etag"); err != nil {
+		t.Errorf("valid arguments: %v", err)
+	}
+	if err := backend.ValidateDeleteIfMatch("a/b", ""); !errors.Is(err, backend.ErrInvalidArgument) {
+		t.Errorf("empty ETag: %v, want ErrInvalidArgument", err)
+	}
+	if err := backend.ValidateDeleteIfMatch("a//b", "etag"); !errors.Is(err, backend.ErrInvalidKey) {
+		t.Errorf("invalid key: %v, want ErrInvalidKey", err)
+	}
+}

@@ -52,7 +52,8 @@
 // Errors match the sentinels of package backend with errors.Is, with the
 // operating system's error kept in the chain (errors.As to *fs.PathError
 // works): ErrInvalidKey and ErrInvalidArgument before any I/O, ErrNotFound
-// from Get and Stat, ErrPreconditionFailed from a conditional Put,
+// from Get, Stat and DeleteIfMatch, ErrPreconditionFailed from a
+// conditional Put or DeleteIfMatch,
 // ErrSizeMismatch, ErrPermissionDenied (EACCES, EPERM, EROFS),
 // ErrStorageFull (ENOSPC, EDQUOT), ErrTooLarge (EFBIG) and ErrClosed. A
 // cancelled context gives an error matching ctx.Err(); a failing reader's
@@ -63,8 +64,10 @@
 //
 // A Backend is safe for concurrent use, and any number of Backends, in
 // this and other processes of the same host, may share one root.
-// Conditional Puts are linearizable across all of them: every Put and
-// Delete of a key runs its check-and-rename under an exclusive flock(2) on
+// Conditional Puts and DeleteIfMatch (the optional
+// backend.ConditionalDeleter, which Backend implements) are linearizable
+// across all of them: every Put, Delete and DeleteIfMatch of a key runs
+// its check-and-rename (or check-and-remove) under an exclusive flock(2) on
 // one of 256 lock files (chosen by a hash of the key), taken after an
 // in-process semaphore so goroutines do not spin on the file lock. A
 // process that dies releases its flock at once. Get and Stat take no lock;

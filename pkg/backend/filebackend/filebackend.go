@@ -35,7 +35,10 @@ type Backend struct {
 	shards [lockShards]chan struct{}
 }
 
-var _ backend.Backend = (*Backend)(nil)
+var (
+	_ backend.Backend            = (*Backend)(nil)
+	_ backend.ConditionalDeleter = (*Backend)(nil)
+)
 
 // The backoff between attempts to take a file lock held by another
 // process.
@@ -382,15 +385,49 @@ func (b *Backend) Delete(ctx context.Context, key string) error {
 	if err := backend.ValidateKey(key); err != nil {
 		return fmt.Errorf("filebackend: delete %q: %w", key, err)
 	}
+	return b.remove(ctx, "delete", key, nil)
+}
+
+// DeleteIfMatch implements backend.ConditionalDeleter. The ETag in the
+// object's header is read and the file removed under the key's lock, the
+// cross-process flock that conditional Puts take, so the check and the
+// removal are atomic for every Backend sharing the root.
+func (b *Backend) DeleteIfMatch(ctx context.Context, key, etag string) error {
+	if err := backend.ValidateDeleteIfMatch(key, etag); err != nil {
+		return fmt.Errorf("filebackend: delete %q if ETag %q: %w", key, etag, err)
+	}
+	return b.remove(ctx, "delete if match", key, func(file string) error {
+		h, _, _, err := b.readObject(file)
+		switch {
+		case notFound(err):
+			return fmt.Errorf("%w: %w", backend.ErrNotFound, err)
+		case err != nil:
+			return err
+		case h.ETag != etag:
+			return fmt.Errorf("%w: ETag is %q, not %q", backend.ErrPreconditionFailed, h.ETag, etag)
+		}
+		return nil
+	})
+}
+
+// remove deletes key's object file under the key's lock, after check
+// (when not nil) approved the current file, then syncs and prunes its
+// directory. A missing file is not an error unless check says so.
+func (b *Backend) remove(ctx context.Context, op, key string, check func(file string) error) error {
 	dir, file, err := objectPath(key)
 	if err != nil {
-		return fmt.Errorf("filebackend: delete %q: %w", key, err)
+		return fmt.Errorf("filebackend: %s %q: %w", op, key, err)
 	}
-	if err := b.check(ctx, "delete", key); err != nil {
+	if err := b.check(ctx, op, key); err != nil {
 		return err
 	}
 	removed := false
 	err = b.withLock(ctx, key, func() error {
+		if check != nil {
+			if err := check(file); err != nil {
+				return err
+			}
+		}
 		err := b.root.Remove(file)
 		if notFound(err) {
 			return nil
@@ -399,14 +436,14 @@ func (b *Backend) Delete(ctx context.Context, key string) error {
 		return err
 	})
 	if err != nil {
-		return mapErr("delete", key, err)
+		return mapErr(op, key, err)
 	}
 	if !removed {
 		return nil
 	}
 	if !b.cfg.NoSync {
 		if err := b.syncDir(dir); err != nil && !notFound(err) {
-			return mapErr("delete", key, fmt.Errorf("deleted, but syncing its directory failed: %w", err))
+			return mapErr(op, key, fmt.Errorf("deleted, but syncing its directory failed: %w", err))
 		}
 	}
 	b.prune(dir)

@@ -539,9 +539,11 @@ func TestTwoBackendsOneRoot(t *testing.T) {
 const (
 	childEnv     = "FILEBACKEND_TEST_CHILD"
 	childRootEnv = "FILEBACKEND_TEST_ROOT"
-	processes    = 4
-	raceKeys     = 20
-	increments   = 10
+	// childETagsEnv passes the ETags of the keys to delete-or-replace.
+	childETagsEnv = "FILEBACKEND_TEST_ETAGS"
+	processes     = 4
+	raceKeys      = 20
+	increments    = 10
 )
 
 // child prepares the test binary to run role in a child process.
@@ -602,6 +604,29 @@ func runChild(role string) int {
 	}
 	pid := strconv.Itoa(os.Getpid())
 	switch role {
+	case "delete-or-replace":
+		// Every process aims at the same version of each key, whose ETags
+		// the parent passes.
+		etags := strings.Split(os.Getenv(childETagsEnv), ",")
+		for k := range raceKeys {
+			key := fmt.Sprintf("race/key%02d", k)
+			op := "put"
+			var err error
+			if (os.Getpid()+k)%2 == 0 {
+				op, err = "delete", b.DeleteIfMatch(ctx, key, etags[k])
+			} else {
+				_, err = b.Put(ctx, key, strings.NewReader(pid), int64(len(pid)), backend.PutOptions{IfMatch: etags[k]})
+			}
+			switch {
+			case err == nil:
+				fmt.Printf("%s won %s %s\n", key, op, pid)
+			case errors.Is(err, backend.ErrPreconditionFailed), errors.Is(err, backend.ErrNotFound):
+				fmt.Printf("%s lost %s\n", key, op)
+			default:
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+		}
 	case "ifabsent":
 		for k := range raceKeys {
 			key := fmt.Sprintf("race/key%02d", k)
@@ -719,6 +744,59 @@ func TestMultiProcessIfMatch(t *testing.T) {
 		t.Errorf("counter = %s, want %s: updates were lost", data, want)
 	}
 	t.Logf("%d increments by %d processes, %d conflicts retried", processes*increments, processes, conflicts)
+}
+
+// N processes race DeleteIfMatch and IfMatch Puts against the same
+// version of each key: exactly one operation per key wins, and the key is
+// then gone or holds the winning Put's content.
+func TestMultiProcessDeleteIfMatch(t *testing.T) {
+	root := t.TempDir()
+	b := newBackend(t, root)
+	var etags []string
+	for k := range raceKeys {
+		etags = append(etags, put(t, b, fmt.Sprintf("race/key%02d", k), "base", backend.PutOptions{}).ETag)
+	}
+	t.Setenv(childETagsEnv, strings.Join(etags, ","))
+	outs := runChildren(t, "delete-or-replace", root)
+	type win struct{ op, pid string }
+	wins := make(map[string][]win)
+	ops := make(map[string]int)
+	for _, out := range outs {
+		for line := range strings.Lines(out) {
+			f := strings.Fields(line)
+			switch {
+			case len(f) == 4 && f[1] == "won":
+				wins[f[0]] = append(wins[f[0]], win{f[2], f[3]})
+				ops[f[2]]++
+			case len(f) == 3 && f[1] == "lost":
+			default:
+				t.Errorf("child output %q", line)
+			}
+		}
+	}
+	for k := range raceKeys {
+		key := fmt.Sprintf("race/key%02d", k)
+		if len(wins[key]) != 1 {
+			t.Errorf("%s: winners %v, want exactly 1", key, wins[key])
+			continue
+		}
+		rc, _, err := b.Get(t.Context(), key)
+		switch w := wins[key][0]; {
+		case w.op == "delete" && !errors.Is(err, backend.ErrNotFound):
+			t.Errorf("%s: deleted by %s, but Get = %v", key, w.pid, err)
+		case w.op == "put" && err != nil:
+			t.Errorf("%s: replaced by %s, but Get = %v", key, w.pid, err)
+		case w.op == "put":
+			data, _ := io.ReadAll(rc)
+			if string(data) != w.pid {
+				t.Errorf("%s: replaced by %s, but holds %q", key, w.pid, data)
+			}
+		}
+		if rc != nil {
+			rc.Close()
+		}
+	}
+	t.Logf("winning operations: %v", ops)
 }
 
 type errReader struct{ err error }

@@ -30,7 +30,10 @@ type object struct {
 	info backend.ObjectInfo
 }
 
-var _ backend.Backend = (*Backend)(nil)
+var (
+	_ backend.Backend            = (*Backend)(nil)
+	_ backend.ConditionalDeleter = (*Backend)(nil)
+)
 
 // New returns an empty Backend.
 func New() *Backend {
@@ -120,6 +123,31 @@ func (b *Backend) Delete(ctx context.Context, key string) error {
 	defer b.mu.Unlock()
 	if b.objects == nil {
 		return fmt.Errorf("membackend: delete %q: %w", key, backend.ErrClosed)
+	}
+	delete(b.objects, key)
+	return nil
+}
+
+// DeleteIfMatch implements backend.ConditionalDeleter: it checks the ETag
+// and removes the object in one step under the Backend's lock.
+func (b *Backend) DeleteIfMatch(ctx context.Context, key, etag string) error {
+	if err := backend.ValidateDeleteIfMatch(key, etag); err != nil {
+		return fmt.Errorf("membackend: delete %q if ETag %q: %w", key, etag, err)
+	}
+	if err := b.check(ctx, "delete", key); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.objects == nil {
+		return fmt.Errorf("membackend: delete %q if ETag %q: %w", key, etag, backend.ErrClosed)
+	}
+	cur, ok := b.objects[key]
+	switch {
+	case !ok:
+		return fmt.Errorf("membackend: delete %q if ETag %q: %w", key, etag, backend.ErrNotFound)
+	case cur.info.ETag != etag:
+		return fmt.Errorf("membackend: delete %q: %w: ETag is %q, not %q", key, backend.ErrPreconditionFailed, cur.info.ETag, etag)
 	}
 	delete(b.objects, key)
 	return nil

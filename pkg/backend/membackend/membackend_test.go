@@ -102,3 +102,32 @@ func TestReaderErrorInChain(t *testing.T) {
 type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// DeleteIfMatch deletes only the version it names.
+func TestDeleteIfMatch(t *testing.T) {
+	ctx := t.Context()
+	b := membackend.New()
+	first, err := b.Put(ctx, "k", strings.NewReader("one"), 3, backend.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := b.Put(ctx, "k", strings.NewReader("two"), 3, backend.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.DeleteIfMatch(ctx, "k", first.ETag); !errors.Is(err, backend.ErrPreconditionFailed) {
+		t.Errorf("DeleteIfMatch(stale) = %v, want ErrPreconditionFailed", err)
+	}
+	if err := b.DeleteIfMatch(ctx, "missing", second.ETag); !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("DeleteIfMatch(missing) = %v, want ErrNotFound", err)
+	}
+	if err := b.DeleteIfMatch(ctx, "k", second.ETag); err != nil {
+		t.Fatalf("DeleteIfMatch(current) = %v", err)
+	}
+	if _, err := b.Stat(ctx, "k"); !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("Stat after DeleteIfMatch = %v, want ErrNotFound", err)
+	}
+	if err := b.DeleteIfMatch(ctx, "k", second.ETag); !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("second DeleteIfMatch = %v, want ErrNotFound", err)
+	}
+}
