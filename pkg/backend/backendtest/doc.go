@@ -25,7 +25,11 @@
 //
 // Faulty wraps any Backend and injects errors, latency or ignored
 // conditions into chosen calls (by operation, key prefix and call count),
-// for the tests of the retry decorator and of the store.
+// for the tests of the retry decorator and of the store. It forwards
+// DeleteIfMatch (OpDeleteIfMatch) when the wrapped backend has it, and a
+// Fault's Hook runs at an exact point of a call, before it reaches the
+// wrapped backend, so that a test can hold a writer there (block on a
+// channel) or act meanwhile (free a lease, commit a competing write).
 //
 // # Errors
 //

@@ -14,7 +14,8 @@ import (
 	"github.com/necrocode/artifactstore/pkg/backend"
 )
 
-// Op names a method of backend.Backend, to aim a Fault at it.
+// Op names a method of backend.Backend (or of an optional capability), to
+// aim a Fault at it.
 type Op string
 
 // The operations a Fault can target.
@@ -24,6 +25,8 @@ const (
 	OpStat   Op = "Stat"
 	OpDelete Op = "Delete"
 	OpList   Op = "List"
+	// OpDeleteIfMatch is backend.ConditionalDeleter's DeleteIfMatch.
+	OpDeleteIfMatch Op = "DeleteIfMatch"
 )
 
 // Stage says at which point of a call a Fault's error strikes.
@@ -40,8 +43,8 @@ const (
 	After
 	// Midway: a Put's body fails with the error after Offset bytes (the
 	// wrapped backend sees a failing reader), a Get's reader fails after
-	// Offset bytes, a List yields the error after Offset objects. For Stat
-	// and Delete it is the same as Before.
+	// Offset bytes, a List yields the error after Offset objects. For Stat,
+	// Delete and DeleteIfMatch it is the same as Before.
 	Midway
 )
 
@@ -63,7 +66,11 @@ func Permanent(msg string, sentinel error) error {
 
 // Fault describes what to do to some calls of one operation. A call is
 // matched by Op and KeyPrefix; of the matching calls, the first Skip pass
-// untouched and the next Times (all of them when Times is 0) get the fault.
+// untouched and the next Times (all of them when Times is 0) get the fault:
+// they are the disturbed calls. A disturbed call first waits Delay, then
+// runs Hook, then fails with Err when At is Before; otherwise it reaches
+// the wrapped backend, with the Ignore fields applied, and Err strikes at
+// stage At.
 type Fault struct {
 	// Op is the operation to disturb. Required.
 	Op Op
@@ -92,8 +99,23 @@ type Fault struct {
 	// wrapped backend, simulating a server that ignores the condition.
 	// Default false.
 	IgnoreIfAbsent bool
-	// IgnoreIfMatch drops PutOptions.IfMatch likewise. Default false.
+	// IgnoreIfMatch drops PutOptions.IfMatch likewise. With Op
+	// OpDeleteIfMatch it turns DeleteIfMatch into the wrapped backend's
+	// unconditional Delete, like an S3 server that accepts If-Match on
+	// DELETE and deletes anyway (a missing key then succeeds too). Default
+	// false.
 	IgnoreIfMatch bool
+	// Hook, when not nil, is called with the call's context, operation and
+	// key (List: prefix) for every disturbed call, after Delay and before
+	// the call reaches the wrapped backend (or fails with a Before-stage
+	// Err), in the caller's goroutine. A test uses it to act at an exact
+	// point: block on a channel to hold a writer between two calls, or
+	// run another operation (free a lease, write a competing object)
+	// before this one proceeds. A Hook that blocks should watch ctx. When
+	// several faults with a Hook match one call, the hooks run in the
+	// order the faults were added. A List's Hook runs when its iteration
+	// starts. Default nil.
+	Hook func(ctx context.Context, op Op, key string)
 }
 
 type faultState struct {
@@ -113,7 +135,10 @@ type Faulty struct {
 	calls  map[Op]int
 }
 
-var _ backend.Backend = (*Faulty)(nil)
+var (
+	_ backend.Backend            = (*Faulty)(nil)
+	_ backend.ConditionalDeleter = (*Faulty)(nil)
+)
 
 // NewFaulty wraps b; until Inject is called every call passes through.
 func NewFaulty(b backend.Backend) *Faulty {
@@ -158,6 +183,7 @@ type plan struct {
 	offset         int64
 	ignoreIfAbsent bool
 	ignoreIfMatch  bool
+	hooks          []func(ctx context.Context, op Op, key string)
 }
 
 // begin counts a call and merges the faults active for it.
@@ -177,6 +203,9 @@ func (f *Faulty) begin(op Op, key string) plan {
 		p.delay += fs.Delay
 		p.ignoreIfAbsent = p.ignoreIfAbsent || fs.IgnoreIfAbsent
 		p.ignoreIfMatch = p.ignoreIfMatch || fs.IgnoreIfMatch
+		if fs.Hook != nil {
+			p.hooks = append(p.hooks, fs.Hook)
+		}
 		if p.err == nil && fs.Err != nil {
 			p.err, p.at, p.offset = fs.Err, fs.At, fs.Offset
 		}
@@ -184,12 +213,16 @@ func (f *Faulty) begin(op Op, key string) plan {
 	return p
 }
 
-// wait applies the plan's delay and, for Stage Before, its error.
+// wait applies the plan's delay, runs its hooks and, for Stage Before,
+// returns its error.
 func (p plan) wait(ctx context.Context, op Op, key string) error {
 	if p.delay > 0 {
 		if err := backoff.Sleep(ctx, p.delay); err != nil {
 			return fmt.Errorf("backendtest: %s %q: injected delay: %w", op, key, err)
 		}
+	}
+	for _, hook := range p.hooks {
+		hook(ctx, op, key)
 	}
 	if p.err != nil && p.at == Before {
 		return fmt.Errorf("backendtest: %s %q: %w", op, key, p.err)
@@ -269,6 +302,35 @@ func (f *Faulty) Delete(ctx context.Context, key string) error {
 	err := f.b.Delete(ctx, key)
 	if err == nil && p.err != nil {
 		return fmt.Errorf("backendtest: delete %q: %w", key, p.err)
+	}
+	return err
+}
+
+// DeleteIfMatch implements backend.ConditionalDeleter with the faults
+// aimed at OpDeleteIfMatch. When the wrapped backend is not a
+// backend.ConditionalDeleter it fails with an error matching
+// errors.ErrUnsupported, before any fault is counted or applied. A fault
+// with IgnoreIfMatch calls the wrapped backend's Delete instead.
+func (f *Faulty) DeleteIfMatch(ctx context.Context, key, etag string) error {
+	cd, ok := f.b.(backend.ConditionalDeleter)
+	if !ok {
+		return fmt.Errorf("backendtest: delete %q if ETag %q: %T is not a backend.ConditionalDeleter: %w", key, etag, f.b, errors.ErrUnsupported)
+	}
+	p := f.begin(OpDeleteIfMatch, key)
+	if p.at == Midway {
+		p.at = Before
+	}
+	if err := p.wait(ctx, OpDeleteIfMatch, key); err != nil {
+		return err
+	}
+	var err error
+	if p.ignoreIfMatch {
+		err = f.b.Delete(ctx, key)
+	} else {
+		err = cd.DeleteIfMatch(ctx, key, etag)
+	}
+	if err == nil && p.err != nil {
+		return fmt.Errorf("backendtest: delete %q if ETag %q: %w", key, etag, p.err)
 	}
 	return err
 }

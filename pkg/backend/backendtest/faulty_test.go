@@ -171,3 +171,196 @@ func TestFaultyIgnoreConditions(t *testing.T) {
 		t.Errorf("Unwrap = nil")
 	}
 }
+
+// DeleteIfMatch goes through the faults aimed at OpDeleteIfMatch, and only
+// those; After deletes and then fails; IgnoreIfMatch drops the condition.
+func TestFaultyDeleteIfMatch(t *testing.T) {
+	ctx := t.Context()
+	boom := backendtest.Transient("boom")
+	mem := membackend.New()
+	f := backendtest.NewFaulty(mem)
+	put := func(key string) backend.ObjectInfo {
+		t.Helper()
+		info, err := mem.Put(ctx, key, strings.NewReader("v"), 1, backend.PutOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info
+	}
+	exists := func(key string) bool {
+		t.Helper()
+		_, err := mem.Stat(ctx, key)
+		if err != nil && !errors.Is(err, backend.ErrNotFound) {
+			t.Fatal(err)
+		}
+		return err == nil
+	}
+
+	info := put("k")
+	f.Inject(backendtest.Fault{Op: backendtest.OpDelete, Err: boom}) // not DeleteIfMatch's
+	if err := f.DeleteIfMatch(ctx, "k", "stale"); !errors.Is(err, backend.ErrPreconditionFailed) {
+		t.Errorf("DeleteIfMatch(stale) = %v, want ErrPreconditionFailed", err)
+	}
+
+	// Before: nothing reaches the backend.
+	f.Clear()
+	f.Inject(backendtest.Fault{Op: backendtest.OpDeleteIfMatch, Times: 1, Err: boom})
+	if err := f.DeleteIfMatch(ctx, "k", info.ETag); !errors.Is(err, boom) {
+		t.Errorf("DeleteIfMatch with a Before fault = %v", err)
+	}
+	if !exists("k") {
+		t.Errorf("a Before fault let the delete through")
+	}
+
+	// After: the object is deleted, the caller gets the error.
+	f.Inject(backendtest.Fault{Op: backendtest.OpDeleteIfMatch, Times: 1, Err: boom, At: backendtest.After})
+	if err := f.DeleteIfMatch(ctx, "k", info.ETag); !errors.Is(err, boom) {
+		t.Errorf("DeleteIfMatch with an After fault = %v", err)
+	}
+	if exists("k") {
+		t.Errorf("an After fault kept the delete from happening")
+	}
+	// After, when the wrapped call itself fails: its own error.
+	f.Inject(backendtest.Fault{Op: backendtest.OpDeleteIfMatch, Times: 1, Err: boom, At: backendtest.After})
+	if err := f.DeleteIfMatch(ctx, "k", info.ETag); !errors.Is(err, backend.ErrNotFound) || errors.Is(err, boom) {
+		t.Errorf("DeleteIfMatch of a missing key with an After fault = %v, want ErrNotFound", err)
+	}
+	if n := f.Calls(backendtest.OpDeleteIfMatch); n != 3 {
+		t.Errorf("Calls(DeleteIfMatch) = %d, want 3", n)
+	}
+
+	// IgnoreIfMatch: a stale ETag deletes, a missing key succeeds.
+	f.Clear()
+	put("k")
+	f.Inject(backendtest.Fault{Op: backendtest.OpDeleteIfMatch, IgnoreIfMatch: true})
+	if err := f.DeleteIfMatch(ctx, "k", "stale"); err != nil {
+		t.Errorf("DeleteIfMatch(stale) with the condition dropped = %v", err)
+	}
+	if exists("k") {
+		t.Errorf("DeleteIfMatch with the condition dropped kept the object")
+	}
+	if err := f.DeleteIfMatch(ctx, "k", "stale"); err != nil {
+		t.Errorf("DeleteIfMatch(missing) with the condition dropped = %v", err)
+	}
+
+	// A wrapped backend without the capability: ErrUnsupported, and no
+	// fault is consumed.
+	p := backendtest.NewFaulty(struct{ backend.Backend }{mem})
+	p.Inject(backendtest.Fault{Op: backendtest.OpDeleteIfMatch, Times: 1, Err: boom})
+	if err := p.DeleteIfMatch(ctx, "k", "etag"); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("DeleteIfMatch over a backend without it = %v, want errors.ErrUnsupported", err)
+	}
+	if n := p.Calls(backendtest.OpDeleteIfMatch); n != 0 {
+		t.Errorf("Calls(DeleteIfMatch) = %d for an unsupported call", n)
+	}
+}
+
+// A Hook runs for each disturbed call, after Delay and before the call
+// reaches the wrapped backend or fails with a Before error, so that a test
+// can hold a writer at an exact point and act meanwhile.
+func TestFaultyHook(t *testing.T) {
+	ctx := t.Context()
+	mem := membackend.New()
+	f := backendtest.NewFaulty(mem)
+
+	// The hook sees the call's op and key, only for the disturbed calls,
+	// and runs before a Before error.
+	type call struct {
+		op  backendtest.Op
+		key string
+	}
+	var seen []call
+	record := func(_ context.Context, op backendtest.Op, key string) { seen = append(seen, call{op, key}) }
+	boom := backendtest.Permanent("boom", backend.ErrPermissionDenied)
+	f.Inject(
+		backendtest.Fault{Op: backendtest.OpStat, KeyPrefix: "a/", Skip: 1, Times: 1, Hook: record},
+		backendtest.Fault{Op: backendtest.OpDelete, Hook: record, Err: boom},
+		backendtest.Fault{Op: backendtest.OpList, Hook: record},
+		backendtest.Fault{Op: backendtest.OpDeleteIfMatch, Hook: record},
+	)
+	for range 3 {
+		_, _ = f.Stat(ctx, "a/k")
+	}
+	_, _ = f.Stat(ctx, "b/k")
+	if err := f.Delete(ctx, "a/k"); !errors.Is(err, boom) {
+		t.Errorf("Delete = %v, want the injected error", err)
+	}
+	for range f.List(ctx, "a/") {
+	}
+	_ = f.DeleteIfMatch(ctx, "a/k", "etag")
+	want := []call{{backendtest.OpStat, "a/k"}, {backendtest.OpDelete, "a/k"}, {backendtest.OpList, "a/"}, {backendtest.OpDeleteIfMatch, "a/k"}}
+	if !slices.Equal(seen, want) {
+		t.Errorf("hook calls = %v, want %v", seen, want)
+	}
+
+	// Hold a conditional writer between its read and its write: another
+	// writer commits meanwhile, and the held one then loses.
+	f.Clear()
+	base, err := mem.Put(ctx, "m", strings.NewReader("base"), 4, backend.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reached, release := make(chan struct{}), make(chan struct{})
+	f.Inject(backendtest.Fault{Op: backendtest.OpPut, KeyPrefix: "m", Times: 1, Hook: func(ctx context.Context, _ backendtest.Op, _ string) {
+		close(reached)
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+	}})
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.Put(ctx, "m", strings.NewReader("held"), 4, backend.PutOptions{IfMatch: base.ETag})
+		done <- err
+	}()
+	<-reached
+	if got := content(t, mem, "m"); got != "base" {
+		t.Errorf("while the writer is held the object holds %q: the Put reached the backend before its hook returned", got)
+	}
+	if _, err := f.Put(ctx, "m", strings.NewReader("other"), 5, backend.PutOptions{IfMatch: base.ETag}); err != nil {
+		t.Fatalf("competing Put while the first is held: %v", err)
+	}
+	close(release)
+	if err := <-done; !errors.Is(err, backend.ErrPreconditionFailed) {
+		t.Errorf("the held Put = %v, want ErrPreconditionFailed", err)
+	}
+	if got := content(t, mem, "m"); got != "other" {
+		t.Errorf("object holds %q, want the competing write", got)
+	}
+
+	// The hook runs after the delay, and several run in order.
+	f.Clear()
+	var order []string
+	start := time.Now()
+	var waited time.Duration
+	f.Inject(
+		backendtest.Fault{Op: backendtest.OpGet, Delay: 5 * time.Millisecond, Hook: func(context.Context, backendtest.Op, string) {
+			waited = time.Since(start)
+			order = append(order, "first")
+		}},
+		backendtest.Fault{Op: backendtest.OpGet, Hook: func(context.Context, backendtest.Op, string) { order = append(order, "second") }},
+	)
+	if _, _, err := f.Get(ctx, "missing"); !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("Get = %v", err)
+	}
+	if waited < 5*time.Millisecond {
+		t.Errorf("the hook ran %v after the call, before its 5ms delay", waited)
+	}
+	if !slices.Equal(order, []string{"first", "second"}) {
+		t.Errorf("hooks ran in order %v", order)
+	}
+}
+
+func content(t *testing.T, b backend.Backend, key string) string {
+	t.Helper()
+	rc, _, err := b.Get(t.Context(), key)
+	if err != nil {
+		t.Fatalf("Get(%q): %v", key, err)
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
