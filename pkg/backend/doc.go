@@ -11,7 +11,11 @@
 //
 // A Backend stores opaque bytes under keys and knows nothing about
 // artifacts. Optional capabilities beyond the six methods are one-method
-// interfaces discovered by type assertion.
+// interfaces discovered by type assertion. The one so far is
+// ConditionalDeleter (DeleteIfMatch: delete only while the ETag matches),
+// which membackend and filebackend implement. Decorators (Retrying,
+// backendtest.Faulty) implement it whatever they wrap and answer
+// errors.ErrUnsupported when the wrapped Backend lacks it.
 //
 // # Keys
 //
@@ -27,6 +31,14 @@
 // provider's original error stays in the chain for errors.As. A cancelled
 // context yields an error that matches ctx.Err(). IsTransient tells the
 // failures worth retrying from the permanent ones.
+//
+// A transient failure of a conditional write (a conditional Put,
+// DeleteIfMatch) is an unknown outcome, not a failure: the request may
+// have landed and only its answer been lost. Retrying never re-sends such
+// a call, because a re-sent conditional write whose first attempt landed
+// fails against its own effect (ErrPreconditionFailed, ErrNotFound); it
+// returns the transient error, annotated, and the caller reads the object
+// back to learn what happened.
 //
 // # Concurrency
 //

@@ -72,25 +72,40 @@ func (c RetryConfig) Validate() error {
 
 // Retrying is a Backend decorator that retries the calls of another
 // Backend that fail with a transient error (IsTransient), waiting an
-// exponential backoff with full jitter between attempts.
+// exponential backoff with full jitter between attempts. It retries only
+// what can be sent again without changing its meaning:
 //
-//   - Get, Stat and Delete are retried as they are (Delete is idempotent).
-//     A Get is retried only while it is opening the object: a reader that
-//     fails later is the caller's to handle.
-//   - Put is retried only when its body can be sent again: a reader that
-//     is an io.Seeker (and whose Seek works) is rewound to where it was
-//     when Put was called; any other reader only when the failed attempt
-//     read none of it. Otherwise the first error is returned.
+//   - Get, Stat and Delete are retried as they are. A Get is retried only
+//     while it is opening the object: a reader that fails later is the
+//     caller's to handle. Delete is idempotent for the keys it is meant
+//     for, but it is unconditional: a retry removes whatever the key holds
+//     by then, so an object re-created between two attempts (by another
+//     writer) is deleted too. Call Delete only on keys nobody re-creates
+//     concurrently, such as the store's write-once blobs, and
+//     DeleteIfMatch on the others.
+//   - An unconditional Put is retried only when its body can be sent
+//     again: a reader that is an io.Seeker (and whose Seek works) is
+//     rewound to where it was when Put was called; any other reader only
+//     when the failed attempt read none of it. Otherwise the first error
+//     is returned.
+//   - A conditional Put (PutOptions.IfAbsent or IfMatch) is never
+//     retried. Its transient failure may hide a write that landed (a lost
+//     response), and a second attempt would then fail with
+//     ErrPreconditionFailed against the caller's own object, a false
+//     conflict. The error keeps the transient error in the chain (so
+//     IsTransient still holds) and says that the outcome is unknown; the
+//     caller resolves it by reading the object back and looking for its
+//     own write.
+//   - DeleteIfMatch (ConditionalDeleter) is never retried either, for the
+//     same reason: a re-sent conditional delete whose first attempt landed
+//     fails with ErrNotFound (or ErrPreconditionFailed, when the key was
+//     written again since). When the wrapped Backend is not a
+//     ConditionalDeleter it fails with an error matching
+//     errors.ErrUnsupported.
 //   - List is retried when it fails, resuming after the last key it
 //     yielded (keys come in ascending order, so none is yielded twice);
 //     MaxRetries bounds the consecutive failures without progress.
 //   - Close is not retried.
-//
-// A retried conditional Put whose earlier attempt did reach the server
-// (the response was lost) fails with ErrPreconditionFailed, because the
-// object it stored no longer matches the condition; the error then says
-// that it came from a retry, and the caller should re-read the object to
-// learn whether it was its own write.
 //
 // Cancellation of the context ends the waiting at once, with an error that
 // matches ctx.Err() and keeps the last attempt's error in the chain. After
@@ -101,7 +116,10 @@ type Retrying struct {
 	policy backoff.Policy
 }
 
-var _ Backend = (*Retrying)(nil)
+var (
+	_ Backend            = (*Retrying)(nil)
+	_ ConditionalDeleter = (*Retrying)(nil)
+)
 
 // WithRetry wraps b in a Retrying configured by cfg, with defaults applied
 // to its zero fields. It does not validate cfg (call RetryConfig.Validate
@@ -150,8 +168,23 @@ func (r *Retrying) retry(ctx context.Context, op, key string, attempt int, err, 
 	return nil
 }
 
+// unknownOutcome annotates (and logs) the transient failure of a
+// conditional write, which Retrying never sends again.
+func (r *Retrying) unknownOutcome(ctx context.Context, op, key string, err error) error {
+	r.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "backend: conditional write not retried, outcome unknown",
+		slog.String("op", op), slog.String("key", key), slog.Any("err", err))
+	return fmt.Errorf("backend: %s %q: not retried: the outcome of a conditional write that failed this way is unknown, it may have landed (read the object back to learn it): %w", op, key, err)
+}
+
 // Put implements Backend. See Retrying for when it retries.
 func (r *Retrying) Put(ctx context.Context, key string, body io.Reader, size int64, opts PutOptions) (ObjectInfo, error) {
+	if opts.IfAbsent || opts.IfMatch != "" {
+		info, err := r.b.Put(ctx, key, body, size, opts)
+		if err != nil && IsTransient(err) {
+			return ObjectInfo{}, r.unknownOutcome(ctx, "conditional put", key, err)
+		}
+		return info, err
+	}
 	seeker, start := rewindable(body)
 	for attempt := 0; ; attempt++ {
 		send := body
@@ -163,9 +196,6 @@ func (r *Retrying) Put(ctx context.Context, key string, body io.Reader, size int
 		info, err := r.b.Put(ctx, key, send, size, opts)
 		if err == nil {
 			return info, nil
-		}
-		if attempt > 0 && errors.Is(err, ErrPreconditionFailed) {
-			return ObjectInfo{}, fmt.Errorf("backend: put %q: attempt %d of a retried conditional put (an earlier attempt may have stored the object): %w", key, attempt+1, err)
 		}
 		var blocked error
 		if counter != nil && counter.n > 0 {
@@ -233,6 +263,22 @@ func (r *Retrying) Delete(ctx context.Context, key string) error {
 			return rerr
 		}
 	}
+}
+
+// DeleteIfMatch implements ConditionalDeleter by calling the wrapped
+// Backend's DeleteIfMatch once; see Retrying for why it is never retried.
+// When the wrapped Backend is not a ConditionalDeleter it fails with an
+// error matching errors.ErrUnsupported.
+func (r *Retrying) DeleteIfMatch(ctx context.Context, key, etag string) error {
+	cd, ok := r.b.(ConditionalDeleter)
+	if !ok {
+		return fmt.Errorf("backend: delete %q if ETag %q: %T is not a ConditionalDeleter: %w", key, etag, r.b, errors.ErrUnsupported)
+	}
+	err := cd.DeleteIfMatch(ctx, key, etag)
+	if err != nil && IsTransient(err) {
+		return r.unknownOutcome(ctx, "delete if match", key, err)
+	}
+	return err
 }
 
 // List implements Backend. A failed listing is restarted and resumes after

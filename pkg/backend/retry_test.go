@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -114,9 +115,13 @@ func TestRetryingConformance(t *testing.T) {
 // Under transient faults on every third call (of the first 300 of each
 // operation) the contract still holds. MaxRetries is high because the
 // concurrent subtests can hand several faulty calls in a row to one caller.
+// Conditional Puts bypass the faults: Retrying never re-sends them, so
+// their transient failures reach the caller by design (see
+// TestRetryConditionalPutNotRetried).
 func TestRetryingConformanceUnderFaults(t *testing.T) {
 	backendtest.Run(t, func(t *testing.T) backend.Backend {
-		f := backendtest.NewFaulty(membackend.New())
+		mem := membackend.New()
+		f := backendtest.NewFaulty(mem)
 		for i := range 100 {
 			for _, op := range []backendtest.Op{backendtest.OpGet, backendtest.OpStat, backendtest.OpList} {
 				f.Inject(backendtest.Fault{Op: op, Skip: 3*i + 2, Times: 1, Err: transient})
@@ -127,10 +132,28 @@ func TestRetryingConformanceUnderFaults(t *testing.T) {
 			// sent again.
 			f.Inject(backendtest.Fault{Op: backendtest.OpPut, Skip: 3*i + 2, Times: 1, Err: transient})
 		}
-		r := backend.WithRetry(f, backend.RetryConfig{MaxRetries: 10, Initial: time.Microsecond})
+		r := backend.WithRetry(conditionalBypass{Faulty: f, direct: mem}, backend.RetryConfig{MaxRetries: 10, Initial: time.Microsecond})
 		t.Cleanup(func() { _ = r.Close() })
 		return r
 	})
+}
+
+// conditionalBypass sends conditional Puts and DeleteIfMatch straight to
+// direct, every other call through the Faulty.
+type conditionalBypass struct {
+	*backendtest.Faulty
+	direct *membackend.Backend
+}
+
+func (c conditionalBypass) Put(ctx context.Context, key string, r io.Reader, size int64, opts backend.PutOptions) (backend.ObjectInfo, error) {
+	if opts.IfAbsent || opts.IfMatch != "" {
+		return c.direct.Put(ctx, key, r, size, opts)
+	}
+	return c.Faulty.Put(ctx, key, r, size, opts)
+}
+
+func (c conditionalBypass) DeleteIfMatch(ctx context.Context, key, etag string) error {
+	return c.direct.DeleteIfMatch(ctx, key, etag)
 }
 
 func TestRetryPutSeekable(t *testing.T) {
@@ -392,22 +415,123 @@ func TestRetryHonoursContext(t *testing.T) {
 	}
 }
 
-// A conditional Put whose response was lost is retried; the retry meets
-// the object the first attempt stored and says so.
-func TestRetryConditionalPutLostResponse(t *testing.T) {
+// A conditional Put that fails with a transient error is not sent again,
+// whether the failed attempt landed (After: a lost response) or not
+// (Before): a retry of a landed write would fail against its own object.
+// The error keeps the transient error and says the outcome is unknown.
+func TestRetryConditionalPutNotRetried(t *testing.T) {
+	for _, stage := range []backendtest.Stage{backendtest.Before, backendtest.After} {
+		for _, cond := range []string{"IfAbsent", "IfMatch"} {
+			t.Run(fmt.Sprintf("%s/stage %d", cond, stage), func(t *testing.T) {
+				f := newFixture(t, backend.RetryConfig{})
+				ctx := t.Context()
+				opts := backend.PutOptions{IfAbsent: true}
+				want := "old" // what the key holds when the Put did not land
+				if cond == "IfMatch" {
+					info, err := f.mem.Put(ctx, "k", strings.NewReader("old"), 3, backend.PutOptions{})
+					if err != nil {
+						t.Fatal(err)
+					}
+					opts = backend.PutOptions{IfMatch: info.ETag}
+				}
+				if stage == backendtest.After {
+					want = "mine"
+				}
+				f.faulty.Inject(backendtest.Fault{Op: backendtest.OpPut, Times: 1, Err: transient, At: stage})
+				_, err := f.retry.Put(ctx, "k", strings.NewReader("mine"), 4, opts)
+				if !errors.Is(err, backend.ErrTransient) || !errors.Is(err, backendtest.ErrInjected) || !backend.IsTransient(err) {
+					t.Fatalf("err = %v, want the injected transient error in the chain", err)
+				}
+				if errors.Is(err, backend.ErrPreconditionFailed) {
+					t.Errorf("err = %v: a false precondition failure", err)
+				}
+				if !strings.Contains(err.Error(), "outcome") || !strings.Contains(err.Error(), "unknown") {
+					t.Errorf("error %q does not say that the outcome is unknown", err)
+				}
+				if n := f.faulty.Calls(backendtest.OpPut); n != 1 {
+					t.Errorf("Put calls = %d, want 1: a conditional Put was re-sent", n)
+				}
+				if len(retries(f.log)) != 0 {
+					t.Errorf("a conditional Put was logged as retried")
+				}
+				if cond == "IfAbsent" && stage == backendtest.Before {
+					if _, err := f.mem.Stat(ctx, "k"); !errors.Is(err, backend.ErrNotFound) {
+						t.Errorf("Stat = %v, want ErrNotFound", err)
+					}
+					return
+				}
+				if got := f.content(t, "k"); got != want {
+					t.Errorf("stored %q, want %q", got, want)
+				}
+			})
+		}
+	}
+	// A definite answer passes through unchanged; an unconditional Put is
+	// still retried.
 	f := newFixture(t, backend.RetryConfig{})
+	ctx := t.Context()
+	if _, err := f.mem.Put(ctx, "k", strings.NewReader("x"), 1, backend.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.retry.Put(ctx, "k", strings.NewReader("y"), 1, backend.PutOptions{IfAbsent: true})
+	if !errors.Is(err, backend.ErrPreconditionFailed) || strings.Contains(err.Error(), "unknown") {
+		t.Errorf("IfAbsent Put on an existing key: %v, want a plain ErrPreconditionFailed", err)
+	}
+	f.faulty.Clear()
 	f.faulty.Inject(backendtest.Fault{Op: backendtest.OpPut, Times: 1, Err: transient, At: backendtest.After})
-	_, err := f.retry.Put(t.Context(), "k", strings.NewReader("mine"), 4, backend.PutOptions{IfAbsent: true})
-	if !errors.Is(err, backend.ErrPreconditionFailed) {
-		t.Fatalf("err = %v, want ErrPreconditionFailed", err)
+	if _, err := f.retry.Put(ctx, "k", strings.NewReader("z"), 1, backend.PutOptions{}); err != nil {
+		t.Errorf("unconditional Put after a lost response: %v", err)
 	}
-	if !strings.Contains(err.Error(), "earlier attempt may have stored") {
-		t.Errorf("error %q does not say that an earlier attempt may have succeeded", err)
-	}
-	if got := f.content(t, "k"); got != "mine" {
-		t.Errorf("stored %q", got)
+	if n := f.faulty.Calls(backendtest.OpPut); n != 2 {
+		t.Errorf("unconditional Put calls = %d, want 2", n)
 	}
 }
+
+// DeleteIfMatch is forwarded once: never retried, a transient failure
+// says the outcome is unknown, and a wrapped backend without the
+// capability gives errors.ErrUnsupported.
+func TestRetryDeleteIfMatch(t *testing.T) {
+	f := newFixture(t, backend.RetryConfig{})
+	ctx := t.Context()
+	info, err := f.mem.Put(ctx, "k", strings.NewReader("v"), 1, backend.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.retry.DeleteIfMatch(ctx, "k", "stale"); !errors.Is(err, backend.ErrPreconditionFailed) {
+		t.Errorf("DeleteIfMatch(stale) = %v, want ErrPreconditionFailed", err)
+	}
+	if err := f.retry.DeleteIfMatch(ctx, "missing", info.ETag); !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("DeleteIfMatch(missing) = %v, want ErrNotFound", err)
+	}
+
+	// The response is lost: the object is gone, the caller is told the
+	// outcome is unknown, and the call is not re-sent (a second attempt
+	// would report ErrNotFound).
+	f.faulty.Inject(backendtest.Fault{Op: backendtest.OpDeleteIfMatch, Times: 1, Err: transient, At: backendtest.After})
+	err = f.retry.DeleteIfMatch(ctx, "k", info.ETag)
+	if !errors.Is(err, backend.ErrTransient) || errors.Is(err, backend.ErrNotFound) || !strings.Contains(err.Error(), "unknown") {
+		t.Errorf("DeleteIfMatch with a lost response = %v, want the transient error, outcome unknown", err)
+	}
+	if n := f.faulty.Calls(backendtest.OpDeleteIfMatch); n != 3 {
+		t.Errorf("DeleteIfMatch calls = %d, want 3 (one per call)", n)
+	}
+	if _, err := f.mem.Stat(ctx, "k"); !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("Stat after the lost response = %v, want ErrNotFound", err)
+	}
+	if len(retries(f.log)) != 0 {
+		t.Errorf("DeleteIfMatch was logged as retried")
+	}
+
+	// Without the capability underneath.
+	r := backend.WithRetry(plainBackend{membackend.New()}, backend.RetryConfig{})
+	if err := r.DeleteIfMatch(ctx, "k", "etag"); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("DeleteIfMatch over a backend without it = %v, want errors.ErrUnsupported", err)
+	}
+}
+
+// plainBackend hides every method of a Backend but the six of the
+// interface, so it has no optional capability.
+type plainBackend struct{ backend.Backend }
 
 func TestRetryList(t *testing.T) {
 	keys := []string{"a", "b", "c", "d", "e"}
