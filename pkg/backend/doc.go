@@ -1,8 +1,9 @@
 // Package backend defines the byte-storage contract that artifactstore's
 // store is built on, the sentinel errors every implementation maps its
 // provider errors to, key validation shared by all implementations, a retry
-// decorator for transient failures, and a probe that proves a backend
-// enforces conditional writes.
+// decorator for transient failures, and probes that prove a backend
+// enforces conditional writes (ProbeConditionalPut) and conditional
+// deletes (ProbeConditionalDelete).
 //
 // Implementations live in subpackages: s3backend (any S3-compatible server,
 // through minio-go), filebackend (a local directory) and membackend (in
@@ -13,9 +14,10 @@
 // artifacts. Optional capabilities beyond the six methods are one-method
 // interfaces discovered by type assertion. The one so far is
 // ConditionalDeleter (DeleteIfMatch: delete only while the ETag matches),
-// which membackend and filebackend implement. Decorators (Retrying,
-// backendtest.Faulty) implement it whatever they wrap and answer
-// errors.ErrUnsupported when the wrapped Backend lacks it.
+// which membackend and filebackend implement; ProbeConditionalDelete tells
+// whether a Backend enforces it. Decorators (Retrying, backendtest.Faulty)
+// implement it whatever they wrap and answer errors.ErrUnsupported when
+// the wrapped Backend lacks it.
 //
 // # Keys
 //
@@ -44,6 +46,12 @@
 //
 // Every Backend is safe for concurrent use by many goroutines. Put is atomic:
 // a reader sees the old object or the whole new one. Conditional Puts
-// (PutOptions.IfAbsent, PutOptions.IfMatch) are the only synchronization the
-// contract offers; they hold across processes for s3backend and filebackend.
+// (PutOptions.IfAbsent, PutOptions.IfMatch) and DeleteIfMatch are the only
+// synchronization the contract offers; they hold across processes for
+// s3backend (conditional Puts, as far as the server enforces them) and
+// filebackend. ProbeConditionalPut races 32 conditional Puts on one key,
+// twice, to prove it; ProbeConditionalDelete checks DeleteIfMatch's
+// answers one request at a time and cannot prove that a server's check and
+// removal are atomic against a concurrent Put (backendtest's suite races
+// them).
 package backend
