@@ -22,8 +22,29 @@ import (
 // calls newBackend once per subtest, with the subtest's t, and expects an
 // empty backend each time; newBackend registers with t.Cleanup whatever
 // must be released (the "Close" subtest closes its backend itself, so a
-// cleanup that closes it again must ignore the error).
+// cleanup that closes it again must ignore the error). It is RunWith with
+// the zero Options.
 func Run(t *testing.T, newBackend func(t *testing.T) backend.Backend) {
+	t.Helper()
+	RunWith(t, Options{}, newBackend)
+}
+
+// Options adapt the suite to what a backend promises. The zero value is
+// what Run uses.
+type Options struct {
+	// ProbeConditionalDelete gates the conditional-delete subtests on
+	// backend.ProbeConditionalDelete: a backend that implements
+	// backend.ConditionalDeleter whose server does not enforce it (an S3
+	// server that accepts If-Match on DELETE and deletes anyway) passes
+	// them, with a log line saying they did not run, instead of failing.
+	// For backends whose guarantees depend on a server, like s3backend.
+	// Default false: a backend that implements backend.ConditionalDeleter
+	// must enforce it, and the subtests fail when it does not.
+	ProbeConditionalDelete bool
+}
+
+// RunWith is Run with options.
+func RunWith(t *testing.T, opts Options, newBackend func(t *testing.T) backend.Backend) {
 	t.Helper()
 	tests := []struct {
 		name string
@@ -58,18 +79,60 @@ func Run(t *testing.T, newBackend func(t *testing.T) backend.Backend) {
 		{"ConcurrentIfAbsent", testConcurrentIfAbsent},
 		{"ConcurrentIfMatch", testConcurrentIfMatch},
 		{"ConcurrentIncrement", testConcurrentIncrement},
+		{"ConditionalPutRaces", testConditionalPutRaces},
 		{"ProbeConditionalPut", testProbeConditionalPut},
+		{"ProbeConditionalDelete", func(t *testing.T, b backend.Backend) { testProbeConditionalDelete(t, b, opts) }},
 		{"Close", testClose},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			b := newBackend(t)
-			if b == nil {
-				t.Fatal("newBackend returned nil")
-			}
-			tc.fn(t, b)
+			tc.fn(t, makeBackend(t, newBackend))
 		})
 	}
+
+	// The optional backend.ConditionalDeleter, for the backends that
+	// implement it (and enforce it, with opts.ProbeConditionalDelete).
+	cdTests := []struct {
+		name string
+		fn   func(t *testing.T, b backend.Backend, cd backend.ConditionalDeleter)
+	}{
+		{"DeleteIfMatch", testDeleteIfMatch},
+		{"DeleteIfMatchStale", testDeleteIfMatchStale},
+		{"DeleteIfMatchMissing", testDeleteIfMatchMissing},
+		{"DeleteIfMatchInvalid", testDeleteIfMatchInvalid},
+		{"DeleteIfMatchRacesPut", testDeleteIfMatchRacesPut},
+		{"ConcurrentDeleteIfMatch", testConcurrentDeleteIfMatch},
+	}
+	for _, tc := range cdTests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := makeBackend(t, newBackend)
+			cd, ok := b.(backend.ConditionalDeleter)
+			if !ok {
+				t.Logf("%T is not a backend.ConditionalDeleter: nothing to test", b)
+				return
+			}
+			if opts.ProbeConditionalDelete {
+				enforced, err := backend.ProbeConditionalDelete(testContext(t), b, "probe/conditional")
+				if err != nil {
+					t.Fatalf("ProbeConditionalDelete: %v", err)
+				}
+				if !enforced {
+					t.Logf("%T does not enforce DeleteIfMatch here (ProbeConditionalDelete is false): not tested", b)
+					return
+				}
+			}
+			tc.fn(t, b, cd)
+		})
+	}
+}
+
+func makeBackend(t *testing.T, newBackend func(t *testing.T) backend.Backend) backend.Backend {
+	t.Helper()
+	b := newBackend(t)
+	if b == nil {
+		t.Fatal("newBackend returned nil")
+	}
+	return b
 }
 
 // testTimeout bounds every subtest, so a backend that hangs fails with a
@@ -1090,12 +1153,20 @@ func race(n int, fn func(i int)) {
 // options opts and checks that exactly one wins and the object is its.
 func contend(t *testing.T, b backend.Backend, key string, opts backend.PutOptions) {
 	t.Helper()
+	contendN(t, b, key, opts, concurrency, 1)
+}
+
+// contendN runs n conditional Puts of stamp(first+i) on key with the
+// options opts, checks that exactly one wins and the object is its, and
+// returns the winner's info.
+func contendN(t *testing.T, b backend.Backend, key string, opts backend.PutOptions, n, first int) backend.ObjectInfo {
+	t.Helper()
 	ctx := testContext(t)
 	var mu sync.Mutex
 	var wins []backend.ObjectInfo
 	var winner []byte
-	race(concurrency, func(i int) {
-		data := stamp(i + 1)
+	race(n, func(i int) {
+		data := stamp(first + i)
 		info, err := b.Put(ctx, key, bytes.NewReader(data), int64(len(data)), opts)
 		if err != nil {
 			if !isConflict(err) {
@@ -1109,9 +1180,10 @@ func contend(t *testing.T, b backend.Backend, key string, opts backend.PutOption
 		winner = data
 	})
 	if len(wins) != 1 {
-		t.Fatalf("%d of %d conditional Puts (%+v) succeeded, want exactly 1", len(wins), concurrency, opts)
+		t.Fatalf("%d of %d conditional Puts (%+v) succeeded, want exactly 1", len(wins), n, opts)
 	}
 	wantContent(t, b, key, winner, wins[0].ETag)
+	return wins[0]
 }
 
 func testConcurrentIfAbsent(t *testing.T, b backend.Backend) {
@@ -1121,6 +1193,23 @@ func testConcurrentIfAbsent(t *testing.T, b backend.Backend) {
 func testConcurrentIfMatch(t *testing.T, b backend.Backend) {
 	base := put(t, b, "contended/match", []byte("base"), backend.PutOptions{})
 	contend(t, b, "contended/match", backend.PutOptions{IfMatch: base.ETag})
+}
+
+// racers is the number of conditional Puts ConditionalPutRaces starts at
+// once in each round.
+const racers = 16
+
+// testConditionalPutRaces creates a key with racers concurrent IfAbsent
+// Puts, then replaces it in rounds of racers concurrent IfMatch Puts, each
+// against the previous round's winner: every round has exactly one winner,
+// whose content the object then holds.
+func testConditionalPutRaces(t *testing.T, b backend.Backend) {
+	const key, rounds = "races/key", 4
+	cur := contendN(t, b, key, backend.PutOptions{IfAbsent: true}, racers, 1)
+	for r := 1; r <= rounds; r++ {
+		cur = contendN(t, b, key, backend.PutOptions{IfMatch: cur.ETag}, racers, 1+r*racers)
+	}
+	wantKeys(t, b, "", []string{key})
 }
 
 // testConcurrentIncrement is a read-modify-write counter under contention:
@@ -1175,6 +1264,188 @@ func testConcurrentIncrement(t *testing.T, b backend.Backend) {
 }
 
 // ---------------------------------------------------------------------------
+// conditional delete (backend.ConditionalDeleter)
+
+func testDeleteIfMatch(t *testing.T, b backend.Backend, cd backend.ConditionalDeleter) {
+	ctx := testContext(t)
+	put(t, b, "cdelete/keep", []byte("neighbour"), backend.PutOptions{})
+	info := put(t, b, "cdelete/key", []byte("one"), backend.PutOptions{})
+	if err := cd.DeleteIfMatch(ctx, "cdelete/key", info.ETag); err != nil {
+		t.Fatalf("DeleteIfMatch with the current ETag: %v", err)
+	}
+	wantNotFound(t, b, "cdelete/key")
+	wantKeys(t, b, "", []string{"cdelete/keep"})
+
+	// The ETags returned by Stat and List can be used too.
+	put(t, b, "cdelete/stat", []byte("two"), backend.PutOptions{})
+	st, err := b.Stat(ctx, "cdelete/stat")
+	if err != nil {
+		t.Fatalf("Stat: %v", err)
+	}
+	if err := cd.DeleteIfMatch(ctx, "cdelete/stat", st.ETag); err != nil {
+		t.Errorf("DeleteIfMatch with the ETag from Stat: %v", err)
+	}
+	put(t, b, "cdelete/list", []byte("three"), backend.PutOptions{})
+	if infos := wantKeys(t, b, "cdelete/l", []string{"cdelete/list"}); len(infos) == 1 {
+		if err := cd.DeleteIfMatch(ctx, "cdelete/list", infos[0].ETag); err != nil {
+			t.Errorf("DeleteIfMatch with the ETag from List: %v", err)
+		}
+	}
+
+	// An empty object; afterwards the key is absent for IfAbsent.
+	zero := put(t, b, "cdelete/key", nil, backend.PutOptions{})
+	if err := cd.DeleteIfMatch(ctx, "cdelete/key", zero.ETag); err != nil {
+		t.Errorf("DeleteIfMatch of an empty object: %v", err)
+	}
+	again := put(t, b, "cdelete/key", []byte("again"), backend.PutOptions{IfAbsent: true})
+	wantContent(t, b, "cdelete/key", []byte("again"), again.ETag)
+	wantContent(t, b, "cdelete/keep", []byte("neighbour"), "")
+	wantKeys(t, b, "", []string{"cdelete/keep", "cdelete/key"})
+}
+
+func testDeleteIfMatchStale(t *testing.T, b backend.Backend, cd backend.ConditionalDeleter) {
+	ctx := testContext(t)
+	first := put(t, b, "cdelete/stale", []byte("one"), backend.PutOptions{})
+	second := put(t, b, "cdelete/stale", []byte("two"), backend.PutOptions{})
+	if first.ETag == second.ETag {
+		t.Fatalf("ETag %q did not change when the content did", first.ETag)
+	}
+	for _, etag := range []string{first.ETag, "not-an-etag", `"` + second.ETag + `x"`} {
+		err := cd.DeleteIfMatch(ctx, "cdelete/stale", etag)
+		if !errors.Is(err, backend.ErrPreconditionFailed) {
+			t.Errorf("DeleteIfMatch with ETag %q (current %q): err = %v, want ErrPreconditionFailed", etag, second.ETag, err)
+		}
+	}
+	wantContent(t, b, "cdelete/stale", []byte("two"), second.ETag)
+	if err := cd.DeleteIfMatch(ctx, "cdelete/stale", second.ETag); err != nil {
+		t.Errorf("DeleteIfMatch with the current ETag after refusals: %v", err)
+	}
+	wantKeys(t, b, "", nil)
+}
+
+func testDeleteIfMatchMissing(t *testing.T, b backend.Backend, cd backend.ConditionalDeleter) {
+	ctx := testContext(t)
+	if err := cd.DeleteIfMatch(ctx, "cdelete/never", "some-etag"); !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("DeleteIfMatch of a key that never existed: err = %v, want ErrNotFound", err)
+	}
+	gone := put(t, b, "cdelete/gone", []byte("x"), backend.PutOptions{})
+	if err := b.Delete(ctx, "cdelete/gone"); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if err := cd.DeleteIfMatch(ctx, "cdelete/gone", gone.ETag); !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("DeleteIfMatch with the ETag of a deleted object: err = %v, want ErrNotFound", err)
+	}
+	sibling := put(t, b, "cdelete/sibling", []byte("y"), backend.PutOptions{})
+	for _, key := range []string{"cdelete/sib", "cdelete/sibling2"} { // a prefix, a longer key
+		if err := cd.DeleteIfMatch(ctx, key, sibling.ETag); !errors.Is(err, backend.ErrNotFound) {
+			t.Errorf("DeleteIfMatch(%q) next to %q: err = %v, want ErrNotFound", key, "cdelete/sibling", err)
+		}
+	}
+	wantNotFound(t, b, "cdelete/gone")
+	wantContent(t, b, "cdelete/sibling", []byte("y"), sibling.ETag)
+	wantKeys(t, b, "", []string{"cdelete/sibling"})
+}
+
+func testDeleteIfMatchInvalid(t *testing.T, b backend.Backend, cd backend.ConditionalDeleter) {
+	info := put(t, b, "cdelete/kept", []byte("kept"), backend.PutOptions{})
+	if err := cd.DeleteIfMatch(testContext(t), "cdelete/kept", ""); !errors.Is(err, backend.ErrInvalidArgument) {
+		t.Errorf("DeleteIfMatch with an empty ETag: err = %v, want ErrInvalidArgument", err)
+	}
+	for _, key := range []string{"", "a//b", "../x", "a/"} {
+		if err := cd.DeleteIfMatch(testContext(t), key, info.ETag); !errors.Is(err, backend.ErrInvalidKey) {
+			t.Errorf("DeleteIfMatch(%q): err = %v, want ErrInvalidKey", key, err)
+		}
+	}
+	ctx, cancel := context.WithCancel(testContext(t))
+	cancel()
+	if err := cd.DeleteIfMatch(ctx, "cdelete/kept", info.ETag); !errors.Is(err, context.Canceled) {
+		t.Errorf("DeleteIfMatch with a cancelled context: err = %v, want context.Canceled", err)
+	}
+	wantContent(t, b, "cdelete/kept", []byte("kept"), info.ETag)
+	if err := b.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := cd.DeleteIfMatch(testContext(t), "cdelete/kept", info.ETag); !errors.Is(err, backend.ErrClosed) {
+		t.Errorf("DeleteIfMatch after Close: err = %v, want ErrClosed", err)
+	}
+}
+
+// testDeleteIfMatchRacesPut races a DeleteIfMatch against an IfMatch Put
+// with the same ETag, round after round: exactly one of them wins, and the
+// object is then gone (the delete won) or holds the Put's content.
+func testDeleteIfMatchRacesPut(t *testing.T, b backend.Backend, cd backend.ConditionalDeleter) {
+	ctx := testContext(t)
+	const key, rounds = "cdelete/race", 20
+	won := map[string]int{}
+	for r := range rounds {
+		base := put(t, b, key, stamp(1+r), backend.PutOptions{})
+		data := stamp(100 + r)
+		var delErr, putErr error
+		var putInfo backend.ObjectInfo
+		race(2, func(i int) {
+			if i == 0 {
+				delErr = cd.DeleteIfMatch(ctx, key, base.ETag)
+				return
+			}
+			putInfo, putErr = b.Put(ctx, key, bytes.NewReader(data), int64(len(data)), backend.PutOptions{IfMatch: base.ETag})
+		})
+		switch {
+		case delErr == nil && putErr == nil:
+			t.Fatalf("round %d: both the DeleteIfMatch and the IfMatch Put of ETag %q succeeded", r, base.ETag)
+		case delErr == nil:
+			won["delete"]++
+			if !isConflict(putErr) {
+				t.Errorf("round %d: the losing Put: err = %v, want ErrPreconditionFailed", r, putErr)
+			}
+			wantNotFound(t, b, key)
+		case putErr == nil:
+			won["put"]++
+			if !isConflict(delErr) {
+				t.Errorf("round %d: the losing DeleteIfMatch: err = %v, want ErrPreconditionFailed", r, delErr)
+			}
+			wantContent(t, b, key, data, putInfo.ETag)
+		default:
+			// Both refused: only a server that refuses concurrent
+			// conditional requests (S3's 409) may do that.
+			won["neither"]++
+			if !errors.Is(delErr, backend.ErrTransient) && !errors.Is(putErr, backend.ErrTransient) {
+				t.Errorf("round %d: both lost: DeleteIfMatch %v, Put %v", r, delErr, putErr)
+			}
+			wantContent(t, b, key, stamp(1+r), base.ETag)
+		}
+		if t.Failed() {
+			return
+		}
+	}
+	t.Logf("of %d rounds: %v", rounds, won)
+}
+
+// testConcurrentDeleteIfMatch starts racers DeleteIfMatch calls of one
+// object with its ETag at once: exactly one deletes it, the others find it
+// missing.
+func testConcurrentDeleteIfMatch(t *testing.T, b backend.Backend, cd backend.ConditionalDeleter) {
+	ctx := testContext(t)
+	info := put(t, b, "cdelete/contended", []byte("x"), backend.PutOptions{})
+	var mu sync.Mutex
+	wins := 0
+	race(racers, func(i int) {
+		err := cd.DeleteIfMatch(ctx, "cdelete/contended", info.ETag)
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case err == nil:
+			wins++
+		case !errors.Is(err, backend.ErrNotFound) && !errors.Is(err, backend.ErrTransient):
+			t.Errorf("deleter %d: err = %v, want ErrNotFound", i, err)
+		}
+	})
+	if wins != 1 {
+		t.Errorf("%d of %d concurrent DeleteIfMatch calls succeeded, want exactly 1", wins, racers)
+	}
+	wantKeys(t, b, "", nil)
+}
+
+// ---------------------------------------------------------------------------
 // probe and close
 
 func testProbeConditionalPut(t *testing.T, b backend.Backend) {
@@ -1182,6 +1453,23 @@ func testProbeConditionalPut(t *testing.T, b backend.Backend) {
 		t.Fatalf("ProbeConditionalPut: %v", err)
 	}
 	wantNotFound(t, b, "probe/conditional")
+	wantKeys(t, b, "", nil)
+}
+
+func testProbeConditionalDelete(t *testing.T, b backend.Backend, opts Options) {
+	ok, err := backend.ProbeConditionalDelete(testContext(t), b, "probe/conditional")
+	if err != nil {
+		t.Fatalf("ProbeConditionalDelete: %v", err)
+	}
+	_, isCD := b.(backend.ConditionalDeleter)
+	switch {
+	case ok && !isCD:
+		t.Errorf("ProbeConditionalDelete = true for %T, which is not a backend.ConditionalDeleter", b)
+	case !ok && isCD && !opts.ProbeConditionalDelete:
+		t.Errorf("ProbeConditionalDelete = false: %T implements backend.ConditionalDeleter but does not enforce it", b)
+	case !ok && isCD:
+		t.Logf("ProbeConditionalDelete = false: %T does not enforce DeleteIfMatch here", b)
+	}
 	wantKeys(t, b, "", nil)
 }
 
