@@ -14,10 +14,10 @@
 // artifacts. Optional capabilities beyond the six methods are one-method
 // interfaces discovered by type assertion. The one so far is
 // ConditionalDeleter (DeleteIfMatch: delete only while the ETag matches),
-// which membackend and filebackend implement; ProbeConditionalDelete tells
-// whether a Backend enforces it. Decorators (Retrying, backendtest.Faulty)
-// implement it whatever they wrap and answer errors.ErrUnsupported when
-// the wrapped Backend lacks it.
+// which membackend, filebackend and s3backend implement; on S3 whether it
+// holds depends on the server, and only ProbeConditionalDelete tells.
+// Decorators (Retrying, backendtest.Faulty) implement it whatever they
+// wrap and answer errors.ErrUnsupported when the wrapped Backend lacks it.
 //
 // # Keys
 //
@@ -48,10 +48,10 @@
 // a reader sees the old object or the whole new one. Conditional Puts
 // (PutOptions.IfAbsent, PutOptions.IfMatch) and DeleteIfMatch are the only
 // synchronization the contract offers; they hold across processes for
-// s3backend (conditional Puts, as far as the server enforces them) and
-// filebackend. ProbeConditionalPut races 32 conditional Puts on one key,
-// twice, to prove it; ProbeConditionalDelete checks DeleteIfMatch's
-// answers one request at a time and cannot prove that a server's check and
-// removal are atomic against a concurrent Put (backendtest's suite races
-// them).
+// s3backend (as far as the server enforces them) and filebackend.
+// ProbeConditionalPut races 32 conditional Puts on one key, twice, to
+// prove it; ProbeConditionalDelete checks DeleteIfMatch's answers one
+// request at a time and cannot prove that a server's check and removal
+// are atomic against a concurrent Put (backendtest's suite races them,
+// and versitygw v1.8.0's are not; see s3backend).
 package backend

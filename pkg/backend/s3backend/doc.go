@@ -54,8 +54,29 @@
 //
 // Not every S3-compatible server enforces the conditions; one that ignores
 // them would let a writer whose lock expired overwrite a newer commit.
-// Probe proves that the server enforces both (backend.ProbeConditionalPut
-// on a scratch key) and fails with backend.ErrUnfencedWrites otherwise.
+// Probe proves that the server enforces both, one request at a time and
+// under contention (backend.ProbeConditionalPut on scratch keys), and
+// fails with backend.ErrUnfencedWrites otherwise.
+//
+// # Conditional delete
+//
+// Backend implements backend.ConditionalDeleter: DeleteIfMatch sends one
+// DELETE with "If-Match: <etag>". minio-go has no option for a condition
+// on DELETE, so the request is presigned by minio-go (PresignHeader, with
+// If-Match among the signed headers, valid 5 minutes) and sent through the
+// Backend's own transport; without credentials nothing can be presigned
+// and DeleteIfMatch fails with errors.ErrUnsupported. 204 is success, 412
+// backend.ErrPreconditionFailed, 404 backend.ErrNotFound, and the other
+// answers map as below.
+//
+// Whether the server enforces the condition is the server's business. AWS
+// S3 documents it (since 2025: 412 on a stale ETag, 404 NoSuchKey on a
+// missing key; not tested here). Other servers, community MinIO among
+// them, accept the header and delete anyway, and versitygw v1.8.0 falls
+// short (see Server differences). backend.ProbeConditionalDelete tells;
+// the store must ask it before relying on DeleteIfMatch, and the
+// conformance test runs the conditional-delete subtests only where it
+// says true.
 //
 // # Errors
 //
@@ -70,8 +91,11 @@
 //   - PreconditionFailed (412): backend.ErrPreconditionFailed.
 //   - ConditionalRequestConflict (409: a concurrent conditional write on
 //     the same key was in progress, the condition was not evaluated and
-//     nothing was written): backend.ErrTransient. Retried, the PUT gets the
-//     definitive answer (success or PreconditionFailed).
+//     nothing was written): backend.ErrTransient. Sent again, the request
+//     gets the definitive answer (success or PreconditionFailed); the
+//     retry decorator of package backend does not send a conditional
+//     write again, since it cannot tell this error from a lost answer,
+//     so the caller reads the object back (or tries again itself).
 //   - AccessDenied, SignatureDoesNotMatch, InvalidAccessKeyId, expired or
 //     invalid tokens, 401/403: backend.ErrPermissionDenied.
 //   - XMinioStorageFull, bucket quotas (MinIO, versitygw QuotaExceeded),
@@ -106,6 +130,18 @@
 //   - A HEAD (Stat) with an unknown access key is answered 404 without a
 //     body, so it reads as backend.ErrNotFound; the other calls get
 //     backend.ErrPermissionDenied.
+//   - If-Match on DELETE is evaluated, but DeleteIfMatch does not hold
+//     there, and backend.ProbeConditionalDelete is false: a stale ETag is
+//     answered 412 and the object kept, the current ETag deletes, but a
+//     missing key is answered 204 as for an unconditional DELETE (so 16
+//     concurrent DeleteIfMatch calls of one version all succeed), and the
+//     check is not made under the lock that serializes conditional PUTs of
+//     the key (posix backend: DeleteObject reads the ETag, then removes the
+//     file, without the object publish lock): in about one round of a
+//     hundred, a DeleteIfMatch and an IfMatch Put of the same version
+//     both succeed.
+//     Conditional PUTs themselves are atomic (32 concurrent IfAbsent or
+//     IfMatch Puts have exactly one winner).
 //
 // # Concurrency
 //
@@ -113,7 +149,8 @@
 // of its own, only minio-go's client and its connection pool. A Put is
 // atomic on S3: readers see the old object or the whole new one, and a
 // failed or cancelled Put leaves the previous object untouched (a failed
-// multipart upload is aborted). Conditional Puts are the only
-// synchronization, and they hold across processes and hosts as far as the
-// server enforces them (see Probe).
+// multipart upload is aborted). Conditional Puts and DeleteIfMatch are
+// the only synchronization, and they hold across processes and hosts as
+// far as the server enforces them (see Probe and
+// backend.ProbeConditionalDelete).
 package s3backend

@@ -21,10 +21,13 @@ const (
 	opGet    = "get"
 	opStat   = "stat"
 	opDelete = "delete"
-	opList   = "list"
-	opRead   = "read"
-	opNew    = "new"
-	opProbe  = "probe"
+	// opDeleteIfMatch is a conditional DELETE: NoSuchKey means the key is
+	// missing (backend.ErrNotFound), as for the other calls.
+	opDeleteIfMatch = "delete if match"
+	opList          = "list"
+	opRead          = "read"
+	opNew           = "new"
+	opProbe         = "probe"
 )
 
 // codeSentinels returns the sentinels an S3 error code (the <Code> of an
@@ -42,9 +45,9 @@ func codeSentinels(code string) ([]error, bool) {
 	// server refused this one without evaluating it; nothing was written
 	// and AWS says to retry. It is ErrTransient (the contract lists "a
 	// conflicting concurrent conditional write" there), not
-	// ErrPreconditionFailed: retried, the PUT gets the definitive answer,
-	// 200 or 412. (Matching both would not work: backend.IsTransient lets
-	// ErrPreconditionFailed win, so it would never be retried.)
+	// ErrPreconditionFailed: sent again, the PUT gets the definitive
+	// answer, 200 or 412. (Matching both would not work: backend.IsTransient
+	// lets ErrPreconditionFailed win, so it would never be sent again.)
 	case minio.PreconditionFailed:
 		return []error{backend.ErrPreconditionFailed}, true
 	case "ConditionalRequestConflict":

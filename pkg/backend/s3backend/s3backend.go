@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -37,10 +38,17 @@ type Backend struct {
 	maxParts  int64
 	logger    *slog.Logger
 	transport *http.Transport // created by New and closed by Close; nil when injected
-	closed    atomic.Bool
+	// httpClient sends the requests minio-go has no call for (the
+	// conditional DELETE), through the same transport as minio-go's.
+	httpClient *http.Client
+	anonymous  bool // no credentials: nothing can be presigned
+	closed     atomic.Bool
 }
 
-var _ backend.Backend = (*Backend)(nil)
+var (
+	_ backend.Backend            = (*Backend)(nil)
+	_ backend.ConditionalDeleter = (*Backend)(nil)
+)
 
 // New validates cfg, builds the minio-go client and, when cfg.CreateBucket
 // is set, creates the bucket unless it exists. Without CreateBucket it does
@@ -77,8 +85,15 @@ func newBackend(ctx context.Context, cfg Config, maxParts int64) (*Backend, erro
 		}
 		b.transport, rt = tr, tr
 	}
+	b.httpClient = &http.Client{
+		Transport: rt,
+		// A redirect is returned as it is, like minio-go does, rather
+		// than followed with the presigned URL.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	b.anonymous = cfg.AccessKey == ""
 	creds := credentials.NewStatic("", "", "", credentials.SignatureAnonymous)
-	if cfg.AccessKey != "" {
+	if !b.anonymous {
 		creds = credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, cfg.SessionToken)
 	}
 	client, err := minio.New(host, &minio.Options{
@@ -418,6 +433,96 @@ func (b *Backend) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
+// presignExpiry is how long the presigned URL of a conditional DELETE is
+// valid. It is sent at once; the margin covers clock skew between the
+// client and the server.
+const presignExpiry = 5 * time.Minute
+
+// DeleteIfMatch implements backend.ConditionalDeleter with one DELETE
+// request carrying "If-Match: <etag>". minio-go has no option for a
+// condition on DELETE, so the request is presigned by minio-go (with the
+// If-Match header among the signed headers) and sent through the
+// Backend's own transport. The answers map like every other call's: 204
+// is success, 412 PreconditionFailed backend.ErrPreconditionFailed, 404
+// NoSuchKey backend.ErrNotFound, 409 ConditionalRequestConflict
+// backend.ErrTransient, and the minio.ErrorResponse stays in the chain.
+//
+// Whether the server enforces the condition is another matter: many
+// servers accept the header and delete anyway, and some answer a missing
+// key with 204 (see the package documentation). Only
+// backend.ProbeConditionalDelete tells. Anonymous requests cannot be
+// presigned: without credentials DeleteIfMatch fails with an error
+// matching errors.ErrUnsupported.
+func (b *Backend) DeleteIfMatch(ctx context.Context, key, etag string) error {
+	if err := backend.ValidateDeleteIfMatch(key, etag); err != nil {
+		return b.fail(ctx, opDeleteIfMatch, key, err)
+	}
+	if err := b.check(ctx); err != nil {
+		return b.fail(ctx, opDeleteIfMatch, key, err)
+	}
+	if b.anonymous {
+		return b.fail(ctx, opDeleteIfMatch, key, fmt.Errorf("a conditional delete is a presigned request, which needs credentials: %w", errors.ErrUnsupported))
+	}
+	ifMatch := etag
+	if !strings.HasPrefix(ifMatch, `"`) {
+		ifMatch = `"` + ifMatch + `"`
+	}
+	header := http.Header{"If-Match": {ifMatch}}
+	u, err := b.client.PresignHeader(ctx, http.MethodDelete, b.bucket, b.prefix+key, presignExpiry, nil, header)
+	if err != nil {
+		return b.fail(ctx, opDeleteIfMatch, key, fmt.Errorf("presign: %w", err))
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, u.String(), nil)
+	if err != nil {
+		return b.fail(ctx, opDeleteIfMatch, key, err)
+	}
+	req.Header = header
+	resp, err := b.httpClient.Do(req)
+	if err != nil {
+		return b.fail(ctx, opDeleteIfMatch, key, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // reuse the connection
+		return nil
+	}
+	return b.fail(ctx, opDeleteIfMatch, key, errorResponse(resp, b.bucket, b.prefix+key))
+}
+
+// errorResponse reads the S3 error of resp, as minio-go would: the XML
+// body when there is one, otherwise a code made from the status.
+func errorResponse(resp *http.Response, bucket, object string) error {
+	er := minio.ErrorResponse{
+		StatusCode: resp.StatusCode,
+		Server:     resp.Header.Get("Server"),
+		RequestID:  resp.Header.Get("x-amz-request-id"),
+		HostID:     resp.Header.Get("x-amz-id-2"),
+		Region:     resp.Header.Get("x-amz-bucket-region"),
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return fmt.Errorf("read the %s answer: %w", resp.Status, err)
+	}
+	if xerr := xml.Unmarshal(body, &er); xerr != nil || er.Code == "" {
+		er.Code, er.Message = resp.Status, resp.Status
+		switch resp.StatusCode {
+		case http.StatusNotFound:
+			er.Code = minio.NoSuchKey
+		case http.StatusPreconditionFailed:
+			er.Code = minio.PreconditionFailed
+		case http.StatusForbidden:
+			er.Code = minio.AccessDenied
+		}
+	}
+	if er.BucketName == "" {
+		er.BucketName = bucket
+	}
+	if er.Key == "" {
+		er.Key = object
+	}
+	return er
+}
+
 // List implements backend.Backend with ListObjectsV2 requests (1,000 keys
 // each), in the server's order, which S3 defines as ascending UTF-8 byte
 // order. Listings carry no content type: the ObjectInfo it yields has an
@@ -477,10 +582,10 @@ func (b *Backend) closeIdle() {
 	}
 }
 
-// Probe proves that the server enforces conditional PUTs, with
-// backend.ProbeConditionalPut on a scratch key under the prefix that it
-// deletes afterwards. A server that ignores a condition gives an error
-// matching backend.ErrUnfencedWrites.
+// Probe proves that the server enforces conditional PUTs, one request at a
+// time and under contention, with backend.ProbeConditionalPut on scratch
+// keys under the prefix that it deletes afterwards. A server that ignores
+// a condition gives an error matching backend.ErrUnfencedWrites.
 func (b *Backend) Probe(ctx context.Context) error {
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
