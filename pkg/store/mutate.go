@@ -351,6 +351,16 @@ func (s *Store) commitChange(ctx context.Context, u URI, lease *lock.Lease, base
 			if try >= s.cfg.Retry.MaxRetries || ctx.Err() != nil {
 				return outcome{uncertain: true}, nil, nil, fmt.Errorf("%w: write manifest of %s: not stored yet, but the request may still land: %w", ErrUnknownOutcome, u, err)
 			}
+			if base.m == nil {
+				// "No manifest" is not unique the way an ETag is: the
+				// create may have landed, been deleted, and its tombstone
+				// removed since. Its blob tells: a delete removes it (and
+				// if that failed, Reconcile fences the orphan in a
+				// tombstone it never removes, which fails the re-send).
+				if serr := s.blobsExist(ctx, ch.uses); serr != nil {
+					return outcome{uncertain: true}, nil, nil, fmt.Errorf("%w: write manifest of %s: the artifact does not exist, and %w: the commit may have landed and been deleted since (%w)", ErrUnknownOutcome, u, serr, err)
+				}
+			}
 			s.log.Warn("store: manifest write failed and did not land, sending it again", "uri", u.String(), "attempt", try+1, "err", err)
 			if serr := backoff.Sleep(ctx, policy.Delay(try)); serr != nil {
 				return outcome{uncertain: true}, nil, nil, fmt.Errorf("%w: write manifest of %s: %w (last attempt: %w)", ErrUnknownOutcome, u, serr, err)
@@ -400,6 +410,18 @@ func (s *Store) nextObject(base object, ch change, fenceOnly bool) (*manifest, o
 	return next, outcome{m: next, prev: cur}, ch.garbage
 }
 
+// blobsExist checks that every blob of keys exists.
+func (s *Store) blobsExist(ctx context.Context, keys []string) error {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	for _, k := range keys {
+		if _, err := s.b.Stat(cctx, k); err != nil {
+			return fmt.Errorf("blob %q: %w", k, err)
+		}
+	}
+	return nil
+}
+
 // appendBounded appends add to a copy of list and keeps the last n.
 func appendBounded(list []string, n int, add ...string) []string {
 	out := append(slices.Clip(list), add...)
@@ -434,7 +456,9 @@ func (m *manifest) reclaimed() []string {
 // land.
 func (o object) covers(base object) bool {
 	if o.m == nil {
-		return true // no object: nothing landed (or it was removed, by Reconcile only)
+		// No object: the artifact was deleted and its tombstone removed
+		// since base, which a commit of ours may have preceded.
+		return false
 	}
 	if base.m == nil {
 		return len(o.m.Commits) < commitHistory
