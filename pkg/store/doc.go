@@ -95,14 +95,16 @@
 //     landed (even when later commits followed) and the write succeeded;
 //     the manifest unchanged means it did not land, and the same bytes are
 //     sent again under the same condition (at most Config.Retry.MaxRetries
-//     times, re-checking the lease), so that of all the attempts at most
-//     one lands; the manifest changed without it means it did not land and
+//     times, re-checking the lease, and, for a create, only while the new
+//     blob exists: an absent manifest may also be a deleted one), so that
+//     of all the attempts at most one lands; the manifest changed without
+//     it means it did not land and
 //     never will: another writer committed since step 4, so the lease was
 //     lost, and the write fails with ErrConflict (without locking, it is
 //     retried from step 4). When none of this can be learned (the read-back
 //     fails, the request may still be in flight, more than 64 commits
-//     followed) the write fails with ErrUnknownOutcome, and nothing it may
-//     reference is deleted.
+//     followed, the manifest is gone) the write fails with
+//     ErrUnknownOutcome, and nothing it may reference is deleted.
 //  7. When the commit removed tags (RemoveTags, SetTags, Delete, the
 //     cleanup of expired artifacts), delete their markers while still
 //     holding the lock, so that no other writer can re-add a tag in between
