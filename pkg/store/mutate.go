@@ -501,17 +501,29 @@ func (s *Store) checkLease(ctx context.Context, u URI, lease *lock.Lease, cur *m
 // commits are stored (o.m nil when there is none). It works on a context
 // detached from ctx's cancellation (bounded), since the answer decides
 // whether blobs may be deleted.
+//
+// The answer is worth more persistence than one read: a failure that may
+// pass (the backend's own retries exhausted) is tried again, up to
+// Config.Retry.MaxRetries more times with backoff.
 func (s *Store) readBack(ctx context.Context, u URI) (object, error) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
-	m, etag, err := s.readManifestObject(cctx, u)
-	switch {
-	case errors.Is(err, ErrNotFound):
-		return object{}, nil
-	case err != nil:
-		return object{}, err
+	policy := s.retryPolicy()
+	for attempt := 0; ; attempt++ {
+		m, etag, err := s.readManifestObject(cctx, u)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return object{}, nil
+		case err == nil:
+			return object{m: m, etag: etag}, nil
+		case !retryable(err) || attempt >= s.cfg.Retry.MaxRetries:
+			return object{}, err
+		}
+		s.log.Warn("store: reading back a manifest after a failed write, again", "uri", u.String(), "attempt", attempt+1, "err", err)
+		if serr := backoff.Sleep(cctx, policy.Delay(attempt)); serr != nil {
+			return object{}, fmt.Errorf("%w (last attempt: %w)", serr, err)
+		}
 	}
-	return object{m: m, etag: etag}, nil
 }
 
 // cleanupTimeout bounds the best-effort work done after an operation, on a
