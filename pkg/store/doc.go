@@ -63,7 +63,10 @@
 //     gzip-compressing it when configured, computing its SHA-256 and sizes on
 //     the way, with bounded memory.
 //  3. Acquire the artifact's lock, waiting at most Config.LockTimeout
-//     (ErrLockTimeout). Skipped when Config.DisableLocking.
+//     (ErrLockTimeout, with a message stating the timeout). Skipped when
+//     Config.DisableLocking, and when the write runs inside a WithLock of
+//     the same Store on the same artifact: it then uses the lease WithLock
+//     holds (and leaves it held).
 //  4. Read the manifest and its ETag. (When this Store has never seen the
 //     artifact, an upload first tries to create the manifest with an
 //     if-absent Put, saving the read; if the artifact exists after all, the
@@ -163,6 +166,21 @@
 //     over the tombstone between that read and the delete loses that
 //     commit. With conditional deletes (AWS S3, probed) there is no window.
 //   - Deleting tag index markers: see step 7.
+//
+// # Holding a lock
+//
+// WithLock runs a function while holding an artifact's lock, for a
+// critical section of the caller's own (a read-modify-write, several
+// changes that no other writer may interleave). The Store's writes to that
+// artifact made with the function's context reuse the held lease: no
+// second acquisition, no deadlock, and their commits carry its fence, so
+// they are refused once it is lost; the function's context is cancelled
+// when the lease is lost. An Upload inside it streams its content while the
+// lock is held (step 2 above runs inside the critical section), so keep
+// large transfers outside when other writers wait. The lock key of an
+// artifact is its URI without version (artifact://<spec>/<task>/<type>), in
+// the locker's key namespace (lock.Config.KeyPrefix); IsLocked and
+// ForceUnlock take the URI.
 //
 // # Read protocol
 //

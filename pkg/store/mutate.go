@@ -113,7 +113,7 @@ var errPrecondition = errors.New("manifest changed under the write")
 func (s *Store) mutate(ctx context.Context, u URI, apply mutation) (outcome, error) {
 	u = u.Artifact()
 	if err := ctx.Err(); err != nil {
-		return outcome{}, err
+		return outcome{}, causeOf(ctx, err)
 	}
 	var lease *lock.Lease
 	if s.locker != nil {
@@ -162,25 +162,49 @@ func (s *Store) mutate(ctx context.Context, u URI, apply mutation) (outcome, err
 	}
 }
 
-// acquire takes u's lock within Config.LockTimeout.
+// acquire takes u's lock within Config.LockTimeout, or returns the lease
+// on u that a WithLock of this Store holds in ctx (which release then
+// leaves held).
 func (s *Store) acquire(ctx context.Context, u URI) (*lock.Lease, error) {
-	actx, cancel := context.WithTimeout(ctx, s.cfg.LockTimeout)
+	if lease := s.heldLease(ctx, u); lease != nil {
+		return lease, nil
+	}
+	return s.acquireWithin(ctx, u, s.cfg.LockTimeout)
+}
+
+// acquireWithin takes u's lock within timeout. When the timeout (not the
+// caller's context) ends the wait, the error says so, with the timeout.
+func (s *Store) acquireWithin(ctx context.Context, u URI, timeout time.Duration) (*lock.Lease, error) {
+	actx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	lease, err := s.locker.Acquire(actx, lockKey(u))
 	if err != nil {
-		if ctx.Err() == nil && actx.Err() != nil && !errors.Is(err, ErrLockTimeout) {
-			return nil, fmt.Errorf("lock %s: %w after %v: %w", u, ErrLockTimeout, s.cfg.LockTimeout, err)
+		if ctx.Err() == nil && actx.Err() != nil {
+			if !errors.Is(err, ErrLockTimeout) {
+				err = fmt.Errorf("%w: %w", ErrLockTimeout, err)
+			}
+			return nil, fmt.Errorf("lock %s: not acquired within the lock timeout of %v: %w", u, timeout, err)
 		}
 		return nil, fmt.Errorf("lock %s: %w", u, err)
 	}
 	return lease, nil
 }
 
+// causeOf is err, ctx's error, with the cause of ctx's cancellation when it
+// says more (a WithLock whose lease was lost).
+func causeOf(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); cause != nil && cause != err {
+		return fmt.Errorf("%w: %w", err, cause)
+	}
+	return err
+}
+
 // release frees the lock; a failure only means the key frees itself at
 // expiry (or that the lease was lost after the commit, which the
-// conditional Put made safe), so it is logged, not returned.
+// conditional Put made safe), so it is logged, not returned. A lease held
+// by WithLock in ctx stays held: WithLock releases it.
 func (s *Store) release(ctx context.Context, u URI, lease *lock.Lease) {
-	if lease == nil {
+	if lease == nil || s.heldLease(ctx, u) == lease {
 		return
 	}
 	if err := lease.Release(ctx); err != nil {

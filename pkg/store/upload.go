@@ -61,7 +61,7 @@ func (s *Store) Upload(ctx context.Context, uri string, r io.Reader, size int64,
 		return Metadata{}, err
 	}
 	if err := ctx.Err(); err != nil {
-		return Metadata{}, err
+		return Metadata{}, causeOf(ctx, err)
 	}
 	if err := s.checkQuota(ctx, u, size); err != nil { // quota.go; no-op without a quota
 		return Metadata{}, fmt.Errorf("upload %s: %w", u, err)
