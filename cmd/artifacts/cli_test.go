@@ -59,6 +59,41 @@ func TestPutGetRoundTrip(t *testing.T) {
 	}
 }
 
+func TestPutJSONMetadata(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	file := writeFile(t, "run.log", []byte("ok\n"))
+	r := c.ok("put", "artifact://s/t/test", file, "--meta", "host=ci3", "--meta-json", `count=42`,
+		"--meta-json", `cfg={"retries":[1,2],"fast":true}`, "--json")
+	want := `"metadata": {
+    "cfg": {
+      "fast": true,
+      "retries": [
+        1,
+        2
+      ]
+    },
+    "count": 42,
+    "host": "ci3"
+  }`
+	if !strings.Contains(r.stdout, want) {
+		t.Fatalf("put --json:\n%s\nwant it to contain\n%s", r.stdout, want)
+	}
+	if r = c.ok("stat", "artifact://s/t/test", "--json"); !strings.Contains(r.stdout, want) {
+		t.Fatalf("stat --json:\n%s\nwant it to contain\n%s", r.stdout, want)
+	}
+	if r = c.ok("stat", "artifact://s/t/test"); !strings.Contains(r.stdout, `cfg={"fast":true,"retries":[1,2]}, count=42, host=ci3`) {
+		t.Fatalf("stat:\n%s", r.stdout)
+	}
+	// No metadata: {} (not null), in ls --json too.
+	c.ok("put", "artifact://s/t/log", file)
+	for _, args := range [][]string{{"stat", "artifact://s/t/log", "--json"}, {"ls", "s", "--json"}} {
+		if r = c.ok(args...); !strings.Contains(r.stdout, `"metadata": {}`) || strings.Contains(r.stdout, "null") {
+			t.Errorf("%v:\n%s\nwant \"metadata\": {} and no null", args, r.stdout)
+		}
+	}
+}
+
 func TestVersionsAndGetVersion(t *testing.T) {
 	t.Parallel()
 	c := newCLI(t)
@@ -574,6 +609,8 @@ func TestUsageErrors(t *testing.T) {
 		{"put too many", exitUsage, []string{"put", "artifact://s/t/log", "a", "b"}},
 		{"put partial names", exitUsage, []string{"put", "--spec", "s", "-"}},
 		{"put bad meta", exitUsage, []string{"put", "artifact://s/t/log", "-", "--meta", "novalue"}},
+		{"put bad meta-json", exitUsage, []string{"put", "artifact://s/t/log", "-", "--meta-json", "k=not json"}},
+		{"put meta and meta-json", exitUsage, []string{"put", "artifact://s/t/log", "-", "--meta", "k=1", "--meta-json", "k=1"}},
 		{"put bad tag", exitUsage, []string{"put", "artifact://s/t/log", "-", "--tag", "no spaces"}},
 		{"put directory", exitUsage, []string{"put", "artifact://s/t/log", os.TempDir()}},
 		{"put missing file on disk", exitNotFound, []string{"put", "artifact://s/t/log", "/nonexistent/file"}},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"mime"
@@ -34,13 +35,15 @@ func runPut(ctx context.Context, a *app, c *command, args []string) error {
 		spec, task, typ, contentType string
 		tags                         listFlag
 		meta                         = kvFlag{}
+		metaJSON                     = kvFlag{}
 		asJSON                       bool
 	)
 	fs.StringVar(&spec, "spec", "", "spec `NAME` (instead of a URI)")
 	fs.StringVar(&task, "task", "", "task `ID` (instead of a URI)")
 	fs.StringVar(&typ, "type", "", "artifact `TYPE`: diff, log, test or custom (instead of a URI)")
 	fs.Var(&tags, "tag", "add `TAG` to the artifact (repeatable)")
-	fs.Var(meta, "meta", "user metadata `KEY=VALUE` of the version (repeatable)")
+	fs.Var(meta, "meta", "user metadata `KEY=VALUE` of the version, VALUE a string (repeatable)")
+	fs.Var(metaJSON, "meta-json", "user metadata `KEY=JSON` of the version, JSON any JSON value: 42, true, [1,2], {\"a\":1} (repeatable)")
 	fs.StringVar(&contentType, "content-type", "", "MIME `TYPE` (default: from FILE's extension, else application/octet-stream)")
 	fs.BoolVar(&asJSON, "json", false, "print the stored version's metadata as JSON")
 	pos, err := a.parse(fs, c, args)
@@ -85,11 +88,21 @@ func runPut(ctx context.Context, a *app, c *command, args []string) error {
 		return err
 	}
 	defer closeInput()
-	if len(meta) == 0 {
-		meta = nil
+	values := make(map[string]any, len(meta)+len(metaJSON))
+	for k, v := range meta {
+		values[k] = v
+	}
+	for k, v := range metaJSON {
+		if !json.Valid([]byte(v)) {
+			return usageErrf(c.name, "--meta-json %s: %q is not a JSON value (a string needs quotes: '\"text\"')", k, v)
+		}
+		if _, dup := values[k]; dup {
+			return usageErrf(c.name, "metadata key %q given with --meta and --meta-json", k)
+		}
+		values[k] = json.RawMessage(v)
 	}
 	return a.withStore(ctx, openOpts{create: true}, func(s *store.Store, _ *setup.Opened) error {
-		md, err := s.Upload(ctx, uri, r, size, store.UploadOptions{ContentType: contentType, Tags: tags, Metadata: meta})
+		md, err := s.Upload(ctx, uri, r, size, store.UploadOptions{ContentType: contentType, Tags: tags, UserMetadata: values})
 		if err != nil {
 			return err
 		}

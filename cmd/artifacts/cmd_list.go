@@ -163,7 +163,7 @@ func runStat(ctx context.Context, a *app, c *command, args []string) error {
 		t.row("created:", formatTime(md.CreatedAt)+" ("+ago(md.CreatedAt, now)+")")
 		t.row("updated:", formatTime(md.UpdatedAt)+" ("+ago(md.UpdatedAt, now)+")")
 		t.row("tags:", joinOr(md.Tags, ", "))
-		t.row("metadata:", formatMeta(md.Metadata))
+		t.row("metadata:", formatMeta(md.UserMetadata))
 		t.row("blob:", md.BlobKey)
 		t.row("writer:", writer)
 		return t.flush()

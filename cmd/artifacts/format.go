@@ -89,11 +89,16 @@ func orDash(s string) string {
 }
 
 // formatMeta prints user metadata as sorted k=v pairs.
-func formatMeta(m map[string]string) string {
+func formatMeta(m map[string]any) string {
 	keys := slices.Sorted(maps.Keys(m))
 	parts := make([]string, len(keys))
 	for i, k := range keys {
-		parts[i] = k + "=" + m[k]
+		v, ok := m[k].(string)
+		if !ok {
+			b, _ := json.Marshal(m[k])
+			v = string(b)
+		}
+		parts[i] = k + "=" + v
 	}
 	return joinOr(parts, ", ")
 }

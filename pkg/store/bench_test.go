@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -441,7 +442,7 @@ func BenchmarkUploadManyVersions(b *testing.B) {
 				m.Versions = append(m.Versions, version{
 					Version: i, Blob: blobPrefix(u) + fmt.Sprintf("SEED%022d", i), SHA256: strings.Repeat("ab", 32),
 					Size: 4096, StoredSize: 4096, ContentType: "text/plain", Created: time.Now().UTC(), Writer: "seed",
-					Metadata: map[string]string{"step": "compile", "worker": strconv.Itoa(i % 7)},
+					Metadata: map[string]json.RawMessage{"step": json.RawMessage(`"compile"`), "worker": json.RawMessage(strconv.Quote(strconv.Itoa(i % 7)))},
 				})
 			}
 			data, err := encodeManifest(m)

@@ -45,6 +45,14 @@
 // (if-absent for a new artifact, if-ETag-matches otherwise), and only
 // Reconcile removes one (an old tombstone).
 //
+// User metadata (UploadOptions.UserMetadata) maps keys to JSON values of
+// any type; each version stores each value's JSON encoding (a manifest
+// written when values were only strings holds JSON strings, read as they
+// were), and Metadata.UserMetadata returns them decoded, numbers as
+// json.Number, {} when there are none. A value nests at most
+// MaxMetadataDepth (16) arrays and objects; the tags and user metadata of a
+// version encode to at most Config.MaxMetadataBytes (16 KiB) of JSON.
+//
 // A manifest is at most MaxManifestBytes (16 MiB) of JSON, read with a
 // limit of four times that; an artifact holds at most MaxVersionsLimit
 // (10,000) versions, and Config.MaxMetadataBytes is at most

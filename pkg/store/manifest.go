@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -113,12 +112,14 @@ type version struct {
 	// SHA256 is the hex digest of the original (uncompressed) content.
 	SHA256 string `json:"sha256"`
 	// Size is the original length; StoredSize the length of the blob.
-	Size        int64             `json:"size"`
-	StoredSize  int64             `json:"stored_size"`
-	Compression string            `json:"compression,omitempty"`
-	ContentType string            `json:"content_type"`
-	Created     time.Time         `json:"created"`
-	Metadata    map[string]string `json:"metadata,omitempty"`
+	Size        int64     `json:"size"`
+	StoredSize  int64     `json:"stored_size"`
+	Compression string    `json:"compression,omitempty"`
+	ContentType string    `json:"content_type"`
+	Created     time.Time `json:"created"`
+	// Metadata is the user metadata: each value's JSON encoding (a
+	// manifest written when values were strings holds JSON strings).
+	Metadata map[string]json.RawMessage `json:"metadata,omitempty"`
 	// Fence and Writer of the commit that added this version.
 	Fence  uint64 `json:"fence"`
 	Writer string `json:"writer"`
@@ -397,6 +398,7 @@ func (c *manifestCache) remove(key string) {
 // metadataOf describes version v of m.
 func metadataOf(m *manifest, v *version) Metadata {
 	u := m.artifactURI().WithVersion(v.Version)
+	values, strs := userMetadataOf(v.Metadata)
 	return Metadata{
 		URI:          u.String(),
 		TaskID:       m.Task,
@@ -411,7 +413,8 @@ func metadataOf(m *manifest, v *version) Metadata {
 		OriginalSize: v.Size,
 		Tags:         slices.Clone(m.Tags),
 		Version:      v.Version,
-		Metadata:     maps.Clone(v.Metadata),
+		UserMetadata: values,
+		Metadata:     strs,
 		UpdatedAt:    m.Updated,
 		BlobKey:      v.Blob,
 		Fence:        v.Fence,

@@ -23,7 +23,7 @@ func testManifest() *manifest {
 				ContentType: "text/plain", Created: created, Fence: 3, Writer: "host:1"},
 			{Version: 3, Blob: blobPrefix(u) + "B", SHA256: strings.Repeat("cd", 32), Size: 100, StoredSize: 40,
 				Compression: "gzip", ContentType: "text/plain", Created: created.Add(time.Hour),
-				Metadata: map[string]string{"k": "v \"quoted\" <html>"}, Fence: 9, Writer: "host:1"},
+				Metadata: map[string]json.RawMessage{"k": json.RawMessage(`"v \"quoted\" \u003chtml\u003e"`), "n": json.RawMessage(`{"count":42,"ok":[true,null]}`)}, Fence: 9, Writer: "host:1"},
 		},
 	}
 }

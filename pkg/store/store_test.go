@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -38,7 +39,8 @@ func TestUploadDownloadRoundTrip(t *testing.T) {
 			Size: int64(len(data)), StoredSize: int64(len(data)), SHA256: sha(data), CreatedAt: f.clock.Now(),
 			MimeType: "text/x-diff", OriginalSize: int64(len(data)), Tags: []string{"a", "b"}, Version: 1,
 			Metadata: map[string]string{"node": "w1", "note": "héllo"}, UpdatedAt: f.clock.Now(),
-			BlobKey: md.BlobKey, Fence: md.Fence, Writer: "test-writer",
+			UserMetadata: map[string]any{"node": "w1", "note": "héllo"},
+			BlobKey:      md.BlobKey, Fence: md.Fence, Writer: "test-writer",
 		}
 		if !equalMetadata(md, want) {
 			t.Fatalf("Upload = %+v\nwant %+v", md, want)
@@ -96,6 +98,7 @@ func equalMetadata(a, b Metadata) bool {
 		a.Size == b.Size && a.StoredSize == b.StoredSize && a.SHA256 == b.SHA256 && a.CreatedAt.Equal(b.CreatedAt) &&
 		a.MimeType == b.MimeType && a.Compressed == b.Compressed && a.OriginalSize == b.OriginalSize &&
 		slices.Equal(a.Tags, b.Tags) && a.Version == b.Version && maps.Equal(a.Metadata, b.Metadata) &&
+		(len(a.UserMetadata) == 0 && len(b.UserMetadata) == 0 || reflect.DeepEqual(a.UserMetadata, b.UserMetadata)) &&
 		a.UpdatedAt.Equal(b.UpdatedAt) && a.BlobKey == b.BlobKey && a.Fence == b.Fence && a.Writer == b.Writer
 }
 
@@ -103,7 +106,7 @@ func TestMetadataJSON(t *testing.T) {
 	md := Metadata{URI: "artifact://s/t/diff?version=2", TaskID: "t", SpecName: "s", Type: "diff", Size: 10,
 		StoredSize: 8, SHA256: strings.Repeat("a", 64), CreatedAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
 		MimeType: "text/plain", Compressed: true, OriginalSize: 10, Tags: []string{"x"}, Version: 2,
-		Metadata: map[string]string{"k": "v"}}
+		UserMetadata: map[string]any{"k": "v"}, Metadata: map[string]string{"k": "v"}}
 	b, err := json.Marshal(md)
 	if err != nil {
 		t.Fatal(err)

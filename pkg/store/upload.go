@@ -6,11 +6,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
 	"io"
 	"maps"
+	"reflect"
 	"slices"
 
 	"github.com/necrocode/artifactstore/internal/backoff"
@@ -54,10 +56,11 @@ func (s *Store) Upload(ctx context.Context, uri string, r io.Reader, size int64,
 	if len(tags) > s.cfg.MaxTags {
 		return Metadata{}, invalidf("%d tags, more than %d (Config.MaxTags)", len(tags), s.cfg.MaxTags)
 	}
-	if err := validateUserMetadata(opts.Metadata); err != nil {
+	userMD, err := userMetadata(opts)
+	if err != nil {
 		return Metadata{}, err
 	}
-	if err := checkMetadataSize(tags, opts.Metadata, s.cfg.MaxMetadataBytes); err != nil {
+	if err := checkMetadataSize(tags, userMD, s.cfg.MaxMetadataBytes); err != nil {
 		return Metadata{}, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -87,10 +90,7 @@ func (s *Store) Upload(ctx context.Context, uri string, r io.Reader, size int64,
 		Compression: blob.compression,
 		ContentType: ct,
 		Created:     s.cfg.Now().UTC(),
-		Metadata:    maps.Clone(opts.Metadata),
-	}
-	if len(v.Metadata) == 0 {
-		v.Metadata = nil
+		Metadata:    userMD,
 	}
 	out, err := s.mutate(ctx, u, func(cur *manifest, c commitInfo) (change, error) {
 		v.Fence, v.Writer = c.Fence, c.Writer
@@ -130,6 +130,25 @@ const smallBlobSize = 1 << 20
 // before the Put; larger content is compressed while it streams.
 const maxBufferedGzip = 16 << 20
 
+// jsonEqual reports whether two stored metadata values are the same JSON:
+// byte for byte, or, when the bytes differ (a manifest written by another
+// encoder: other escapes, spaces), as decoded values (numbers compared by
+// their text).
+func jsonEqual(a, b json.RawMessage) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	decode := func(raw json.RawMessage) (any, bool) {
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		var v any
+		return v, dec.Decode(&v) == nil
+	}
+	va, oka := decode(a)
+	vb, okb := decode(b)
+	return oka && okb && reflect.DeepEqual(va, vb)
+}
+
 // applyUpload is Upload's mutation: add (versioning) or replace with v.
 func (s *Store) applyUpload(cur *manifest, v version, tags []string) (change, error) {
 	if cur == nil {
@@ -148,7 +167,7 @@ func (s *Store) applyUpload(cur *manifest, v version, tags []string) (change, er
 		return change{}, err
 	}
 	c := cur.current()
-	if c.SHA256 == v.SHA256 && c.Size == v.Size && c.ContentType == v.ContentType && maps.Equal(c.Metadata, v.Metadata) {
+	if c.SHA256 == v.SHA256 && c.Size == v.Size && c.ContentType == v.ContentType && maps.EqualFunc(c.Metadata, v.Metadata, jsonEqual) {
 		// Idempotent: the content is already the current version.
 		if len(newTags) == len(cur.Tags) {
 			return change{noop: true, garbage: []string{v.Blob}}, nil
