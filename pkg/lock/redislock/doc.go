@@ -105,12 +105,22 @@
 // makes the waiters it serves try again, so a release just before it is
 // not missed.
 //
-// Waiters also re-check their turn every Config.RetryInterval (clamped to
-// 10ms..500ms): that heartbeat keeps their place, and an entry whose
-// waiter stopped beating for ten intervals (at least one second) is
-// dropped, so a crashed waiter cannot block the queue for longer. A lease
-// that ends without a release (expired or lost) has its value deleted from
-// the masters at once, which wakes the waiters.
+// The head of the queue (and a waiter outside it) also re-checks its turn
+// every Config.RetryInterval (clamped to 10ms..500ms), the beat; a waiter
+// behind others only proves it is alive, every quarter of the heartbeat
+// lifetime, since it cannot win before it is named the head. An entry
+// whose waiter stopped beating for ten beats (at least one second) is
+// dropped, so a crashed waiter cannot block the queue for longer. A waiter
+// that was only starved of CPU for that long comes back with its ticket,
+// at its place, not at the tail: under CPU starvation a queue that sent
+// its slow waiters to the back could keep a waiter from its turn for ever.
+// Queued waiters cost the masters and their process one attempt per beat
+// at the head and a few per second behind it, not one per retry interval
+// each: N waiters polling would take CPU from the holder and lengthen the
+// critical section they wait for. A lease that ends without a release
+// (expired or lost) has its value deleted from the masters at once, which
+// wakes the waiters. Subscriptions are made off the waiter's path, so an
+// Acquire on a loaded machine ends at its timeout.
 //
 // # Caveats
 //

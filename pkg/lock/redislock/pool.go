@@ -57,7 +57,7 @@ type nodeResult struct {
 	status nodeStatus
 	fence  int64  // acquire: this master's fence counter after the increment
 	rank   int64  // acquire, refused or held on the queue master: the waiter's place
-	ticket string // acquire: the waiter's queue ticket the script removed
+	ticket string // acquire: the waiter's queue ticket the script removed (acquired) or kept (refused or held)
 	err    error
 }
 
@@ -67,6 +67,7 @@ type op struct {
 	kind   opKind
 	names  keyNames
 	waiter string // acquire: the waiting-queue id ('' for TryAcquire)
+	ticket string // acquire: the waiter's ticket from an earlier attempt ('' for none)
 	holder string // acquire: holder JSON
 	since  int64  // acquire: unix ms
 
@@ -190,12 +191,12 @@ func (c *conn) SetNX(name, value string, expiry time.Duration) (bool, error) {
 		o.set(i, nodeResult{status: stRefused})
 		return false, nil
 	}
-	w, g := "", "0"
+	w, g, t := "", "0", ""
 	if gated {
-		w, g = o.waiter, "1"
+		w, g, t = o.waiter, "1", o.ticket
 	}
 	vals, err := acquireScript.Run(c.ctx, c.p.client, o.names.keys(),
-		value, expiry.Milliseconds(), w, g, o.holder, o.since, l.stale.Milliseconds()).Slice()
+		value, expiry.Milliseconds(), w, g, o.holder, o.since, l.stale.Milliseconds(), t).Slice()
 	if err != nil {
 		o.set(i, nodeResult{status: stError, err: err})
 		return false, err
@@ -220,9 +221,9 @@ func parseAcquire(vals []any) (nodeResult, error) {
 	case 1:
 		return nodeResult{status: stOK, fence: f, ticket: t}, nil
 	case 0:
-		return nodeResult{status: stHeld, rank: f}, nil
+		return nodeResult{status: stHeld, rank: f, ticket: t}, nil
 	case -1:
-		return nodeResult{status: stRefused, rank: f}, nil
+		return nodeResult{status: stRefused, rank: f, ticket: t}, nil
 	}
 	return nodeResult{}, fmt.Errorf("acquire script: unexpected status %v", vals[0])
 }

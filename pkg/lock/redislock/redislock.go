@@ -41,9 +41,11 @@ type Locker struct {
 	// attemptTimeout bounds one attempt on the masters (Redsync's timeout
 	// factor) and every cleanup.
 	attemptTimeout time.Duration
-	// beat is how often a queued waiter re-checks its turn (and proves it
-	// is alive); stale is how long a silent waiter keeps its place.
-	beat, stale time.Duration
+	// beat is how often the head of a queue (or a waiter outside it)
+	// re-checks its turn; idleBeat how often a waiter behind others proves
+	// it is alive; stale is how long a silent waiter keeps its entry (it
+	// keeps its ticket, hence its place, when it comes back).
+	beat, idleBeat, stale time.Duration
 	// wakePrefix starts every Locker's own wake-up channel (see scripts.go).
 	wakePrefix string
 
@@ -97,6 +99,7 @@ func New(clients []redis.UniversalClient, cfg lock.Config) (*Locker, error) {
 	l.attemptTimeout = attemptTimeout(cfg.Expiry)
 	l.beat = min(max(cfg.RetryInterval, 10*time.Millisecond), 500*time.Millisecond)
 	l.stale = max(time.Second, 10*l.beat)
+	l.idleBeat = max(l.beat, l.stale/4)
 	l.wakePrefix = cfg.KeyPrefix + "wake:"
 	pools := make([]redsyncredis.Pool, len(clients))
 	for i, c := range l.clients {
@@ -254,8 +257,11 @@ func (l *Locker) attempt(ctx context.Context, key string, names keyNames, w *wai
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("redislock: acquire %q: %w", key, err)
 	}
+	var ticket string
 	if w != nil {
-		if skip, rank := w.beforeAttempt(); skip {
+		var skip bool
+		var rank int64
+		if skip, rank, ticket = w.beforeAttempt(); skip {
 			return nil, fmt.Errorf("redislock: acquire %q: %w: %d waiters queued ahead", key, lock.ErrLocked, rank)
 		}
 	}
@@ -264,7 +270,7 @@ func (l *Locker) attempt(ctx context.Context, key string, names keyNames, w *wai
 	o.holder = l.holder
 	o.since = time.Now().UnixMilli()
 	if w != nil {
-		o.waiter = w.id
+		o.waiter, o.ticket = w.id, ticket
 	}
 	m := l.rs.NewMutex(names.lock, l.opts...)
 	err := m.TryLockContext(withOp(ctx, o))
@@ -379,6 +385,14 @@ func (l *Locker) acquireError(ctx context.Context, key string, o *op, err error)
 	case answered < l.quorum:
 		return fmt.Errorf("redislock: acquire %q: %w: %d of %d masters answered, quorum is %d: %w",
 			key, lock.ErrUnavailable, answered, len(l.clients), l.quorum, err)
+	case n[stRefused] > 0 && o.get(o.names.queueNode).status == stRefused:
+		// The queue master answered first and the others were not asked:
+		// whether another lease holds the key is not known.
+		if o.waiter == "" {
+			return fmt.Errorf("redislock: acquire %q: %w: waiters queued for the key have the turn: %w", key, lock.ErrLocked, err)
+		}
+		return fmt.Errorf("redislock: acquire %q: %w: %d waiters queued ahead: %w",
+			key, lock.ErrLocked, o.get(o.names.queueNode).rank, err)
 	case n[stHeld] > 0 || n[stRefused] > 0:
 		return fmt.Errorf("redislock: acquire %q: %w (%d of %d masters held by another holder, %d reserved for queued waiters): %w",
 			key, lock.ErrLocked, n[stHeld], len(l.clients), n[stRefused], err)

@@ -490,6 +490,146 @@ func TestCrashedWaiterExpires(t *testing.T) {
 	}
 }
 
+// TestStarvedWaiterKeepsItsPlace: a waiter whose queue entry was dropped
+// because it did not beat in time (a process starved of CPU looks exactly
+// like that) comes back with its ticket, ahead of the waiters that queued
+// after it, instead of going to the tail.
+func TestStarvedWaiterKeepsItsPlace(t *testing.T) {
+	e := newEnv(testenv.RedisAddrs(t, 1))
+	holder, first, second := e.locker(t, fastCfg()), e.locker(t, fastCfg()), e.locker(t, fastCfg())
+	ctx := t.Context()
+	c := e.client(t, 0)
+	q, hb := e.lockKey("k")+":q", e.lockKey("k")+":hb"
+	queued := func(n int64) []redis.Z {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			zs, err := c.ZRangeWithScores(ctx, q, 0, -1).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if int64(len(zs)) == n {
+				return zs
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("queue %v, want %d waiters", zs, n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+
+	ls := mustAcquire(t, holder, "k")
+	var mu sync.Mutex
+	var order []string
+	var wg sync.WaitGroup
+	acquire := func(name string, l *redislock.Locker) {
+		wg.Go(func() {
+			w, err := l.Acquire(ctx, "k")
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+				return
+			}
+			mu.Lock()
+			order = append(order, name)
+			mu.Unlock()
+			_ = w.Release(ctx)
+		})
+	}
+	acquire("first", first)
+	head := queued(1)[0]
+	acquire("second", second)
+	queued(2)
+	// Drop the head's entry as the purge of a stale heartbeat does.
+	if err := c.ZRem(ctx, q, head.Member).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ZRem(ctx, hb, head.Member).Err(); err != nil {
+		t.Fatal(err)
+	}
+	back := queued(2)
+	if back[0].Member != head.Member || back[0].Score != head.Score {
+		t.Fatalf("queue after the purged waiter came back: %v, want %v at the head with its ticket", back, head)
+	}
+	_ = ls.Release(ctx)
+	wg.Wait()
+	if strings.Join(order, ",") != "first,second" {
+		t.Fatalf("order of grants %v, want first (whose entry was purged) before second", order)
+	}
+}
+
+// TestQueuedWaitersStayQuiet: waiters behind the head of the queue do not
+// poll the masters at the retry interval, only often enough to keep their
+// place, so that N waiters do not take the holder's CPU (and the masters')
+// with N attempts per retry interval.
+func TestQueuedWaitersStayQuiet(t *testing.T) {
+	e := newEnv(testenv.RedisAddrs(t, 1))
+	cfg := fastCfg() // 10ms retry interval: the head re-checks every 10ms
+	holder := e.locker(t, cfg)
+	ctx := t.Context()
+	c := e.client(t, 0)
+	ls := mustAcquire(t, holder, "k")
+	const waiters = 8
+	var wg sync.WaitGroup
+	for range waiters {
+		l := e.locker(t, cfg)
+		wg.Go(func() {
+			w, err := l.Acquire(ctx, "k")
+			if err != nil {
+				t.Errorf("Acquire: %v", err)
+				return
+			}
+			_ = w.Release(ctx)
+		})
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n, err := c.ZCard(ctx, e.lockKey("k")+":q").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == waiters {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d waiters queued, want %d", n, waiters)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Attempts are EVALSHA calls (the commands inside a script count in
+	// total_commands_processed too).
+	attempts := func() int64 {
+		t.Helper()
+		info, err := c.Info(ctx, "commandstats").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for line := range strings.SplitSeq(info, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_evalsha:calls="); ok {
+				v, _, _ = strings.Cut(v, ",")
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+		}
+		t.Fatal("INFO commandstats lacks evalsha")
+		return 0
+	}
+	const window = time.Second
+	before := attempts()
+	time.Sleep(window)
+	n := attempts() - before
+	_ = ls.Release(ctx)
+	wg.Wait()
+	// At the retry interval, 8 waiters would make 800 attempts in the
+	// window; the head makes about 100, the others about 4 each.
+	if n > 400 {
+		t.Fatalf("%d attempts in %v from %d queued waiters, want them to wait quietly", n, window, waiters)
+	}
+	t.Logf("%d attempts in %v from %d queued waiters", n, window, waiters)
+}
+
 // TestFailedAttemptCleansUp: an attempt that wins a minority removes its
 // token from the masters it won.
 func TestFailedAttemptCleansUp(t *testing.T) {
@@ -667,4 +807,17 @@ func TestConformanceOneOfThreeKilled(t *testing.T) {
 	servers := testenv.StartRedisCluster(t, 3)
 	servers[0].Kill()
 	conformance(t, serverEnv(servers).addrs)
+}
+
+// TestGoRedisLogger: go-redis's lines reach the slog logger, and a nil
+// logger discards them.
+func TestGoRedisLogger(t *testing.T) {
+	var rec testenv.LogRecorder
+	redislock.GoRedisLogger{Logger: slog.New(&rec)}.Printf(t.Context(), "redis: %s %d", "dial failed", 3)
+	rs := rec.Records()
+	if len(rs) != 1 || rs[0].Message != "redis: dial failed 3" || rs[0].Level != slog.LevelWarn ||
+		testenv.Attrs(rs[0])["component"].String() != "go-redis" {
+		t.Fatalf("records %v, want one Warn record from go-redis", rs)
+	}
+	redislock.GoRedisLogger{}.Printf(t.Context(), "dropped") // must not panic
 }

@@ -41,12 +41,20 @@ local function beat(w, stale)
   redis.call('PEXPIRE', KEYS[3], stale * 2)
   redis.call('PEXPIRE', KEYS[4], stale * 2)
 end
-local function enqueue(w, stale)
-  if not redis.call('ZSCORE', KEYS[3], w) then
-    redis.call('ZADD', KEYS[3], redis.call('HINCRBY', KEYS[2], 'ticket', 1), w)
+-- enqueue puts waiter w in the queue, or keeps it there, and returns its
+-- rank and ticket. A waiter that was queued before keeps its ticket (kept,
+-- empty for none) even when its entry was purged because it did not beat in
+-- time: a waiter starved of CPU for longer than the heartbeat lifetime comes
+-- back to its place, not to the tail.
+local function enqueue(w, stale, kept)
+  local t = redis.call('ZSCORE', KEYS[3], w)
+  if not t then
+    t = kept
+    if not t or t == '' then t = redis.call('HINCRBY', KEYS[2], 'ticket', 1) end
+    redis.call('ZADD', KEYS[3], t, w)
   end
   beat(w, stale)
-  return redis.call('ZRANK', KEYS[3], w)
+  return redis.call('ZRANK', KEYS[3], w), tostring(t)
 end
 local function head()
   if redis.call('EXISTS', KEYS[3]) == 0 then return '' end
@@ -80,11 +88,13 @@ end
 //
 // KEYS: lock, state, q, hb.
 // ARGV: token, expiry ms, waiter id (empty for none), gated '1'/'0', holder
-// JSON, since (unix ms), stale ms.
+// JSON, since (unix ms), stale ms, the waiter's ticket from an earlier
+// attempt (empty for none).
 // Returns {status, n, ticket}: status 1 acquired (n is this master's new
 // fence counter, ticket the waiter's removed queue ticket or empty), 0 held
 // by another, -1 refused by the queue (not the head); when refused or held,
-// n is the waiter's rank in the queue (0 for the head).
+// n is the waiter's rank in the queue (0 for the head) and ticket its
+// ticket.
 var acquireScript = redis.NewScript(queueLib + `
 local w = ARGV[3]
 local gated = ARGV[4] == '1'
@@ -92,9 +102,9 @@ local stale = tonumber(ARGV[7])
 if gated then
   local h = head()
   if h ~= '' and h ~= w then
-    local rank = 1
-    if w ~= '' then rank = enqueue(w, stale) end
-    return {-1, rank, ''}
+    local rank, t = 1, ''
+    if w ~= '' then rank, t = enqueue(w, stale, ARGV[8]) end
+    return {-1, rank, t}
   end
 end
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
@@ -111,9 +121,9 @@ if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   redis.call('HSET', KEYS[2], 'token', ARGV[1], 'holder', ARGV[5], 'since', ARGV[6], 'tfence', f)
   return {1, f, ticket}
 end
-local rank = 0
-if gated and w ~= '' then rank = enqueue(w, stale) end
-return {0, rank, ''}
+local rank, t = 0, ''
+if gated and w ~= '' then rank, t = enqueue(w, stale, ARGV[8]) end
+return {0, rank, t}
 `)
 
 // releaseScript deletes the lock key when it still holds the token (the

@@ -32,6 +32,7 @@ type hub struct {
 	subMu    sync.Mutex      // orders SUBSCRIBE and UNSUBSCRIBE
 	subbed   map[string]bool // guarded by subMu
 	dispatch sync.WaitGroup
+	syncs    sync.WaitGroup // subscriptions being made for register
 }
 
 // linger is how long a key channel stays subscribed after its last waiter:
@@ -59,11 +60,15 @@ func (h *hub) newWaiter(names keyNames) *waiter {
 }
 
 // register makes w reachable on the Locker's channel and, when keyChan, on
-// its key's channel; it subscribes what is not subscribed yet.
+// its key's channel; it subscribes what is not subscribed yet, off the
+// caller's path: a SUBSCRIBE to each master (a dial on first use) can take
+// longer than the caller's wait on a loaded machine, and Acquire must end
+// at its timeout. The confirmation of the subscription wakes w (see
+// confirm), and w polls meanwhile, so no release is missed.
 func (h *hub) register(w *waiter, keyChan bool) {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	if h.closed {
-		h.mu.Unlock()
 		return
 	}
 	h.byID[w.id] = w
@@ -77,11 +82,13 @@ func (h *hub) register(w *waiter, keyChan bool) {
 		first = len(set) == 0
 		set[w] = struct{}{}
 	}
-	h.mu.Unlock()
-	h.sync(h.own)
-	if first {
-		h.sync(w.names.channel)
-	}
+	// Under h.mu, before close sets h.closed: close waits for these.
+	h.syncs.Go(func() {
+		h.sync(h.own)
+		if first {
+			h.sync(w.names.channel)
+		}
+	})
 }
 
 // unregister forgets w; its key channel is unsubscribed a little after its
@@ -211,6 +218,7 @@ func (h *hub) close() {
 			_ = ps.Close()
 		}
 	}
+	h.syncs.Wait()
 	h.dispatch.Wait()
 }
 
@@ -231,9 +239,11 @@ type waiter struct {
 	mu        sync.Mutex
 	sig       chan struct{} // returned by the last wake; closed by fire
 	timer     *time.Timer   // the beat, once registered
+	stopped   bool          // done: the beat is not re-armed
 	inQueue   bool          // w may have an entry in the waiting queue
 	queued    bool          // the queue master answered the last attempt and kept w queued
 	rank      int64         // w's place in the queue then (0: head)
+	ticket    string        // w's queue ticket, kept across attempts (see enqueue in scripts.go)
 	events    uint64        // wake-ups so far (fire calls)
 	seen      uint64        // events when the last attempt started
 	onOwn     bool          // registered for the Locker's channel
@@ -245,10 +255,36 @@ func (w *waiter) wake() <-chan struct{} {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.sig = make(chan struct{})
-	if w.timer != nil {
-		w.timer.Reset(w.h.l.beat)
-	}
 	return w.sig
+}
+
+// tick is the beat: it wakes w and re-arms itself. It runs at its own
+// pace, not from wake: lock.Wait's backoff may call wake more often than
+// the beat, and a beat re-armed there would never fire.
+func (w *waiter) tick() {
+	w.fire()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.stopped {
+		w.timer.Reset(w.interval())
+	}
+}
+
+// interval is how long w sleeps between attempts when nothing wakes it
+// (w.mu held). The head of the queue, and a waiter outside it, re-check at
+// the beat: the lock may have expired without a release. A waiter behind
+// others only keeps its place, at the slower idle beat: it cannot win
+// before the queue master names it the head, which wakes it. Were every
+// queued waiter to poll at the retry interval, N waiters would cost the
+// masters and the waiting processes N attempts per interval, CPU taken
+// from the holder, whose critical section then lasts longer, which keeps
+// more waiters queued: under CPU starvation that loop made a hot key's
+// queue crawl.
+func (w *waiter) interval() time.Duration {
+	if w.queued && w.rank > 0 {
+		return w.h.l.idleBeat
+	}
+	return w.h.l.beat
 }
 
 func (w *waiter) fire() {
@@ -289,14 +325,16 @@ func (w *waiter) confirmed() {
 // behind others in the queue and nothing happened since its last attempt
 // (lock.Wait's own backoff timer fired). Only the head of the queue and
 // waiters with news (a wake-up, a confirmation, the beat) ask Redis.
-func (w *waiter) beforeAttempt() (skip bool, rank int64) {
+// ticket is w's queue ticket from an earlier attempt, which the attempt
+// passes on so that w keeps its place.
+func (w *waiter) beforeAttempt() (skip bool, rank int64, ticket string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.queued && w.rank > 0 && w.events == w.seen {
-		return true, w.rank
+		return true, w.rank, ""
 	}
 	w.seen = w.events
-	return false, 0
+	return false, 0, w.ticket
 }
 
 // afterAttempt tracks whether w has an entry in the waiting queue and,
@@ -310,11 +348,17 @@ func (w *waiter) afterAttempt(o *op, won bool) {
 		// possible on the other masters (w was the head, or the queue
 		// master was slow), so w then leaves the queue in done.
 		w.inQueue, w.queued, w.rank = true, true, r.rank
+		if r.ticket != "" {
+			w.ticket = r.ticket
+		}
 	case stOK:
 		// The script took w out of the queue; the cleanup of a failed
 		// attempt puts it back, at the head, with its ticket.
 		w.inQueue = !won && r.ticket != ""
 		w.queued, w.rank = w.inQueue, 0
+		if r.ticket != "" {
+			w.ticket = r.ticket
+		}
 	default:
 		// The queue master did not answer: its queue cannot order the
 		// waiters now, so w listens to every release and tries at every
@@ -328,7 +372,7 @@ func (w *waiter) afterAttempt(o *op, won bool) {
 		w.onOwn = true
 		w.onKeyChan = w.onKeyChan || keyChan
 		if w.timer == nil {
-			w.timer = time.AfterFunc(w.h.l.beat, w.fire)
+			w.timer = time.AfterFunc(w.interval(), w.tick)
 		}
 	}
 	w.mu.Unlock()
@@ -344,6 +388,7 @@ func (w *waiter) afterAttempt(o *op, won bool) {
 func (w *waiter) done() {
 	w.mu.Lock()
 	registered, inQueue := w.onOwn, w.inQueue
+	w.stopped = true
 	if w.timer != nil {
 		w.timer.Stop()
 	}
