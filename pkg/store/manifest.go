@@ -81,7 +81,9 @@ type manifestHeader struct {
 	Created time.Time `json:"created"`
 	Updated time.Time `json:"updated"`
 	// NextVersion is the number the next version gets. Numbers are never
-	// reused, even when versions are pruned or replaced.
+	// reused while the artifact exists, even when versions are pruned or
+	// replaced; an artifact uploaded again after a Delete starts again at
+	// version 1 (its tombstone keeps the old NextVersion, for operators).
 	NextVersion int `json:"next_version"`
 	// Fence and Writer identify the commit that wrote this manifest: the
 	// fence token of the writer's lease (0 without locking) and its

@@ -391,7 +391,9 @@ func (s *Store) commitChange(ctx context.Context, u URI, lease *lock.Lease, base
 			}
 			if lease != nil {
 				if lerr := s.checkLease(ctx, u, lease, base.m); lerr != nil {
-					return outcome{uncertain: true}, nil, nil, fmt.Errorf("%w: write manifest of %s: %w (last attempt: %w)", ErrUnknownOutcome, u, lerr, err)
+					// Not ErrConflict (which says "not applied"): the
+					// first attempt may still land.
+					return outcome{uncertain: true}, nil, nil, fmt.Errorf("%w: write manifest of %s: not sent again, the lease ended meanwhile (%v); the last attempt may still land: %w", ErrUnknownOutcome, u, lerr, err)
 				}
 			}
 		case ambiguous(err) && !seen.covers(base):
