@@ -927,3 +927,39 @@ func TestVerbose(t *testing.T) {
 		t.Fatalf("-v did not log the store's records on stderr: exit %d, %q", r.code, r.stderr)
 	}
 }
+
+func TestExpires(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	file := writeFile(t, "x.log", []byte("x"))
+	c.ok("put", "artifact://s/t/log", file)
+	c.ok("put", "artifact://s/t/custom", file)
+	var one expiryJSON
+	decode(t, c.ok("expires", "artifact://s/t/log", "--json").stdout, &one)
+	if one.ExpiresAt == nil || one.Expired || one.ExpiresAt.Sub(one.CreatedAt) != 7*24*time.Hour {
+		t.Fatalf("expires --json = %+v, want 7 days after creation", one)
+	}
+	if r := c.ok("expires", "artifact://s/t/log"); !strings.Contains(r.stdout, "artifact://s/t/log?version=1 expires 20") || !strings.Contains(r.stdout, "(in 6d23h)") {
+		t.Errorf("expires: %q", r.stdout)
+	}
+	if r := c.ok("expires", "artifact://s/t/custom"); !strings.Contains(r.stdout, "never expires") {
+		t.Errorf("expires of a custom type: %q", r.stdout)
+	}
+	if r := c.ok("expires", "--within", "0"); !strings.Contains(r.stdout, "0 versions expired within") {
+		t.Errorf("expires --within 0: %q", r.stdout)
+	}
+	var list []expiryJSON
+	decode(t, c.ok("expires", "--within", "8d", "--json").stdout, &list)
+	if len(list) != 1 || list[0].URI != "artifact://s/t/log?version=1" {
+		t.Errorf("expires --within 8d = %+v, want the log", list)
+	}
+	if r := c.ok("expires", "--within", "0", "--retention", "log=1ns", "--type", "log"); !strings.Contains(r.stdout, "artifact://s/t/log?version=1") ||
+		!strings.Contains(r.stdout, ", expired 20") {
+		t.Errorf("expires --within 0 --retention log=1ns: %q", r.stdout)
+	}
+	c.fails(exitUsage, "expires")
+	c.fails(exitUsage, "expires", "artifact://s/t/log", "--type", "log")
+	c.fails(exitUsage, "expires", "--within", "soon")
+	c.fails(exitUsage, "expires", "--within", "1d", "artifact://s/t/log")
+	c.fails(exitNotFound, "expires", "artifact://s/none/log")
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"maps"
 	"math"
@@ -384,20 +385,64 @@ type cleanupJSON struct {
 	Deleted     []store.Metadata `json:"deleted"`
 }
 
+// retentionFlags are the retention overrides of cleanup and expires.
+type retentionFlags struct {
+	periods               retentionFlag
+	defaultPeriod, exempt string
+}
+
+func (r *retentionFlags) register(fs *flag.FlagSet) {
+	r.periods = retentionFlag{}
+	fs.Var(r.periods, "retention", "retention period of a type for this run, `TYPE=DURATION` (repeatable; 36h, 7d, 2w, forever)")
+	fs.StringVar(&r.defaultPeriod, "default-retention", "", "retention `DURATION` of custom types without --retention (default forever)")
+	fs.StringVar(&r.exempt, "exempt-tag", "", "artifacts with `TAG` never expire (default \"retain\")")
+}
+
+// adjust checks the flags and returns the change they make to the
+// configuration.
+func (r *retentionFlags) adjust(cmd string) (func(cfg *setup.Config), error) {
+	var def time.Duration
+	if r.defaultPeriod != "" {
+		var err error
+		if def, err = parsePeriod(r.defaultPeriod); err != nil {
+			return nil, usageErrf(cmd, "--default-retention: %v", err)
+		}
+	}
+	if r.exempt != "" {
+		if err := store.ValidateTag(r.exempt); err != nil {
+			return nil, usageErrf(cmd, "--exempt-tag: %v", err)
+		}
+	}
+	return func(cfg *setup.Config) {
+		rc := &cfg.Store.Retention
+		if len(r.periods) > 0 {
+			merged := maps.Clone(rc.Periods)
+			if merged == nil {
+				merged = map[string]time.Duration{}
+			}
+			maps.Copy(merged, r.periods)
+			rc.Periods = merged
+		}
+		if def != 0 {
+			rc.Default = def
+		}
+		if r.exempt != "" {
+			rc.ExemptTag = r.exempt
+		}
+	}, nil
+}
+
 func runCleanup(ctx context.Context, a *app, c *command, args []string) error {
 	fs := a.newFlagSet(c.name)
 	var (
-		ff                    filterFlags
-		apply, asJSON         bool
-		periods               = retentionFlag{}
-		defaultPeriod, exempt string
+		ff            filterFlags
+		rf            retentionFlags
+		apply, asJSON bool
 	)
 	ff.register(fs)
 	fs.BoolVar(&apply, "apply", false, "delete (default: dry run, report only)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
-	fs.Var(periods, "retention", "retention period of a type for this run, `TYPE=DURATION` (repeatable; 36h, 7d, 2w, forever)")
-	fs.StringVar(&defaultPeriod, "default-retention", "", "retention `DURATION` of custom types without --retention (default forever)")
-	fs.StringVar(&exempt, "exempt-tag", "", "artifacts with `TAG` never expire (default \"retain\")")
+	rf.register(fs)
 	pos, err := a.parse(fs, c, args)
 	if err != nil {
 		return err
@@ -409,33 +454,9 @@ func runCleanup(ctx context.Context, a *app, c *command, args []string) error {
 	if err != nil {
 		return err
 	}
-	var def time.Duration
-	if defaultPeriod != "" {
-		if def, err = parsePeriod(defaultPeriod); err != nil {
-			return usageErrf(c.name, "--default-retention: %v", err)
-		}
-	}
-	if exempt != "" {
-		if err := store.ValidateTag(exempt); err != nil {
-			return usageErrf(c.name, "--exempt-tag: %v", err)
-		}
-	}
-	adjust := func(cfg *setup.Config) {
-		r := &cfg.Store.Retention
-		if len(periods) > 0 {
-			merged := maps.Clone(r.Periods)
-			if merged == nil {
-				merged = map[string]time.Duration{}
-			}
-			maps.Copy(merged, periods)
-			r.Periods = merged
-		}
-		if def != 0 {
-			r.Default = def
-		}
-		if exempt != "" {
-			r.ExemptTag = exempt
-		}
+	adjust, err := rf.adjust(c.name)
+	if err != nil {
+		return err
 	}
 	return a.withStore(ctx, openOpts{adjust: adjust}, func(s *store.Store, _ *setup.Opened) error {
 		rep, runErr := s.CleanupExpired(ctx, store.CleanupOptions{DryRun: !apply, Filter: f})

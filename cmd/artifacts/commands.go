@@ -40,7 +40,7 @@ func commands() []*command {
 	return []*command{
 		putCommand(), getCommand(), lsCommand(), searchCommand(), statCommand(), versionsCommand(),
 		tagCommand(), rmCommand(), exportCommand(), usageCommand(), verifyCommand(),
-		cleanupCommand(), reconcileCommand(), lockCommand(),
+		cleanupCommand(), expiresCommand(), reconcileCommand(), lockCommand(),
 	}
 }
 

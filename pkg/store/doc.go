@@ -219,7 +219,9 @@
 // RetainForever) unless configured. A version expires when it is older than
 // its type's period, by its creation time and Config.Now; an artifact tagged
 // with RetentionConfig.ExemptTag ("retain") never expires. Expired lists the
-// expired versions. CleanupExpired deletes them, each artifact under its
+// expired versions; ExpiresAt tells when one version expires, and
+// ExpiringWithin lists the versions that will be expired a window from now
+// (the same rule, applied at Config.Now plus the window). CleanupExpired deletes them, each artifact under its
 // lock by the write protocol: a versioned artifact loses its expired
 // versions, and an artifact whose versions all expired is deleted whole. The
 // expiry is decided again on the manifest read under the lock, so a version

@@ -211,15 +211,16 @@ func (s *Store) Expired(ctx context.Context, f Filter) (mds []Metadata, err erro
 }
 
 // sortMetadata sorts by artifact URI, then version.
-func sortMetadata(mds []Metadata) {
-	slices.SortFunc(mds, func(a, b Metadata) int {
-		ua, _, _ := strings.Cut(a.URI, "?")
-		ub, _, _ := strings.Cut(b.URI, "?")
-		if c := strings.Compare(ua, ub); c != 0 {
-			return c
-		}
-		return a.Version - b.Version
-	})
+func sortMetadata(mds []Metadata) { slices.SortFunc(mds, compareMetadata) }
+
+// compareMetadata orders by artifact URI, then version.
+func compareMetadata(a, b Metadata) int {
+	ua, _, _ := strings.Cut(a.URI, "?")
+	ub, _, _ := strings.Cut(b.URI, "?")
+	if c := strings.Compare(ua, ub); c != 0 {
+		return c
+	}
+	return a.Version - b.Version
 }
 
 // CleanupOptions are the parameters of CleanupExpired.
