@@ -28,7 +28,8 @@ type workerJob struct {
 	// URIs, printing an ack line per acknowledged upload) or "gated" (one
 	// upload to URIs[0] that stops right before its manifest Put: it prints
 	// "blob <key>" once its blob is stored, then "hold", then waits until
-	// HoldFile exists, then commits and prints its "result").
+	// HoldFile exists, then commits and prints its "result") or "soak"
+	// (uploads and deletes until HoldFile exists, see runSoakWorker).
 	Mode     string   `json:"mode"`
 	Name     string   `json:"name"`
 	URIs     []string `json:"uris"`
@@ -96,6 +97,9 @@ func runWorker(spec string) int {
 			}
 		}
 	}
+	if job.Mode == "soak" {
+		cfg.WrapBackend = soakBackend // soak_test.go
+	}
 	opened, err := setup.Open(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "worker: open:", err)
@@ -119,6 +123,8 @@ func runWorker(spec string) int {
 		}
 		o.println("done")
 		return 0
+	case "soak": // soak_test.go
+		return runSoakWorker(s, job, o)
 	case "gated":
 		// Read the artifact first (when it exists): the store then knows
 		// its manifest, so the first manifest put of the upload, where the
