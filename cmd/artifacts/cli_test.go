@@ -843,6 +843,9 @@ func TestExitCodes(t *testing.T) {
 		{ctx, os.ErrPermission, exitPermission},
 		{ctx, store.ErrUnsupported, exitUnsupported},
 		{cancelled, context.Canceled, exitInterrupted},
+		// An unknown outcome says more than the cancellation it may wrap.
+		{ctx, store.ErrUnknownOutcome, exitUnknown},
+		{cancelled, errors.Join(store.ErrUnknownOutcome, context.Canceled), exitUnknown},
 		{ctx, &exitError{code: 42, msg: "x"}, 42},
 	}
 	for _, tt := range tests {

@@ -94,6 +94,9 @@
 //	7    permission denied (store.ErrPermissionDenied, or a local file)
 //	8    unsupported by the configured lock (lock status/break with
 //	     --lock none): store.ErrUnsupported
+//	9    outcome unknown: the write reached the store but whether it took
+//	     effect could not be learned (store.ErrUnknownOutcome); read the
+//	     artifact to find out
 //	130  interrupted: SIGINT or SIGTERM cancels the operation's context
 //
 // A failed get to stdout may already have written part of the content:

@@ -25,6 +25,7 @@ const (
 	exitLocked      = 6   // lock timeout, lock held, lease lost, conflicting concurrent write
 	exitPermission  = 7   // permission denied
 	exitUnsupported = 8   // the configured lock cannot do it (lock status/break with --lock none)
+	exitUnknown     = 9   // the write may or may not have taken effect (store.ErrUnknownOutcome)
 	exitInterrupted = 130 // interrupted by SIGINT/SIGTERM
 )
 
@@ -86,6 +87,9 @@ func exitCode(ctx context.Context, err error) int {
 		return exitUsage
 	case errors.As(err, &ee):
 		return ee.code
+	// An unknown outcome may wrap a cancellation: it says more.
+	case errors.Is(err, store.ErrUnknownOutcome):
+		return exitUnknown
 	case ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
 		return exitInterrupted
 	// A missing blob matches ErrIntegrity and ErrNotFound: integrity first.
