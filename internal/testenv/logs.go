@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -46,4 +47,21 @@ func Attrs(r slog.Record) map[string]slog.Value {
 		return true
 	})
 	return attrs
+}
+
+// ContainsCredential reports whether out holds cred anywhere but inside the
+// benign strings: text the test knows may contain it by chance, such as a
+// bucket name or a program's banner when the access key is a common word
+// ("artifactstore" with the docker-compose credentials is a substring of
+// every test bucket's name). An empty cred is never found.
+func ContainsCredential(out, cred string, benign ...string) bool {
+	if cred == "" {
+		return false
+	}
+	for _, b := range benign {
+		if b != "" && strings.Contains(b, cred) {
+			out = strings.ReplaceAll(out, b, "\x00")
+		}
+	}
+	return strings.Contains(out, cred)
 }

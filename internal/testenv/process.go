@@ -90,11 +90,19 @@ func Start(t testing.TB, name, bin string, args []string, ready func(ctx context
 // StartProcess is Start without a testing.TB, for TestMain and benchmarks'
 // shared servers. The caller must call Stop.
 func StartProcess(name, bin string, args []string, ready func(ctx context.Context) error) (*Process, error) {
+	return startProcess(name, bin, args, nil, ready)
+}
+
+// startProcess is StartProcess with variables added to the environment.
+func startProcess(name, bin string, args, env []string, ready func(ctx context.Context) error) (*Process, error) {
 	path, err := exec.LookPath(bin)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %q not found (run scripts/test.sh, which installs it): %w", name, bin, err)
 	}
 	p := &Process{Name: name, Cmd: exec.Command(path, args...), exited: make(chan struct{})}
+	if env != nil {
+		p.Cmd.Env = append(os.Environ(), env...)
+	}
 	p.Cmd.Stdout = p
 	p.Cmd.Stderr = p
 	p.Cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -12,12 +12,36 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/necrocode/artifactstore/pkg/lock/redislock"
 )
 
 // EnvRedisAddrs names external Redis masters (comma-separated host:port, for
 // example the docker-compose ones). It is the variable
 // redislock.ConfigFromEnv reads.
 const EnvRedisAddrs = "ARTIFACTSTORE_REDIS_ADDRS"
+
+// EnvRedisLog, when set to a true value, keeps go-redis's own log lines
+// (on stderr) in tests that use Redis; by default they are dropped.
+const EnvRedisLog = "ARTIFACTSTORE_TEST_REDIS_LOG"
+
+var quietOnce sync.Once
+
+// quietGoRedis silences go-redis's process-wide logger, once per test
+// binary: its lines (failed dials to a killed master, dropped pub/sub
+// connections) are expected in these tests and would bury their output.
+// go-redis has no per-client logger, so this is the one place the tests
+// set it; every helper that hands out Redis addresses calls it.
+func quietGoRedis() {
+	quietOnce.Do(func() {
+		if keep, _ := strconv.ParseBool(os.Getenv(EnvRedisLog)); keep {
+			return
+		}
+		redis.SetLogger(redislock.GoRedisLogger{})
+	})
+}
 
 // RedisBinary is the server the helpers start (Debian package redis-server,
 // installed by scripts/test.sh).
@@ -102,6 +126,7 @@ func RedisAddrs(t testing.TB, n int) []string {
 // ExternalRedisAddrs returns the addresses in ARTIFACTSTORE_REDIS_ADDRS, nil
 // when it is unset or empty.
 func ExternalRedisAddrs() []string {
+	quietGoRedis()
 	var addrs []string
 	for a := range strings.SplitSeq(os.Getenv(EnvRedisAddrs), ",") {
 		if a = strings.TrimSpace(a); a != "" {
@@ -112,6 +137,7 @@ func ExternalRedisAddrs() []string {
 }
 
 func startRedis(dir string, rmDir bool, extra []string) (*RedisServer, error) {
+	quietGoRedis()
 	port, err := FindFreePort()
 	if err != nil {
 		return nil, err

@@ -29,6 +29,17 @@ const (
 // VersityGWVersion is the versitygw release scripts/test.sh installs.
 const VersityGWVersion = "v1.8.0"
 
+// EnvTestS3 chooses the S3 server StartS3 starts when no external one is
+// named: "versitygw" (the default) or "minio". scripts/test.sh runs the
+// S3-facing packages once with each.
+const EnvTestS3 = "ARTIFACTSTORE_TEST_S3"
+
+// MinIOModule is the MinIO server scripts/test.sh builds from the Go module
+// proxy: the newest source (2026-02-12), which has fixes no release tag
+// has (a 412 no longer drops the keep-alive connection, minio/minio#21633;
+// conditions are not skipped without read quorum, #21603).
+const MinIOModule = "github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c"
+
 // S3Server describes an S3-compatible server a test can use, and one bucket
 // name on it that no other call returned.
 type S3Server struct {
@@ -41,9 +52,11 @@ type S3Server struct {
 	// Bucket is a fresh, unique bucket name. The bucket is not created:
 	// create it (s3backend.Config.CreateBucket does) before use.
 	Bucket string
-	// Process is the versitygw started for the test, nil when the server is
+	// Process is the server started for the test, nil when the server is
 	// external.
 	Process *Process
+	// Kind is "versitygw", "minio" or "external".
+	Kind string
 }
 
 // External reports whether the server was named by ARTIFACTSTORE_S3_*
@@ -86,12 +99,24 @@ func StartS3(t testing.TB) S3Server {
 		}
 		return s
 	}
-	p, s, err := startVersityGW(t.TempDir())
+	p, s, err := startLocalS3(t.TempDir())
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
 	t.Cleanup(p.Stop)
 	return s
+}
+
+// startLocalS3 starts the server EnvTestS3 names on dir.
+func startLocalS3(dir string) (*Process, S3Server, error) {
+	switch kind := strings.TrimSpace(os.Getenv(EnvTestS3)); kind {
+	case "", "versitygw":
+		return startVersityGW(dir)
+	case "minio":
+		return startMinIO(dir)
+	default:
+		return nil, S3Server{}, fmt.Errorf("%s=%q: want versitygw or minio", EnvTestS3, kind)
+	}
 }
 
 // StartS3Process is StartS3 without a testing.TB, for TestMain and
@@ -102,11 +127,11 @@ func StartS3Process() (S3Server, func(), error) {
 	if s, ok, err := externalS3(); ok || err != nil {
 		return s, func() {}, err
 	}
-	dir, err := os.MkdirTemp("", "artifactstore-versitygw-")
+	dir, err := os.MkdirTemp("", "artifactstore-s3-")
 	if err != nil {
-		return S3Server{}, nil, fmt.Errorf("versitygw: temp dir: %w", err)
+		return S3Server{}, nil, fmt.Errorf("s3 server: temp dir: %w", err)
 	}
-	p, s, err := startVersityGW(dir)
+	p, s, err := startLocalS3(dir)
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return S3Server{}, nil, err
@@ -126,6 +151,7 @@ func externalS3() (s S3Server, ok bool, err error) {
 		SecretKey: os.Getenv(EnvS3SecretKey),
 		Region:    os.Getenv(EnvS3Region),
 		Bucket:    UniqueBucketName(),
+		Kind:      "external",
 	}
 	s.Endpoint = endpoint
 	if rest, found := strings.CutPrefix(endpoint, "https://"); found {
@@ -179,6 +205,7 @@ func startVersityGW(dir string) (*Process, S3Server, error) {
 		SecretKey: hex.EncodeToString(key[4:]) + "secret",
 		Region:    "us-east-1",
 		Bucket:    UniqueBucketName(),
+		Kind:      "versitygw",
 	}
 	// The port can be taken between FindFreePort and versitygw's bind; try
 	// a few ports before giving up.
@@ -223,6 +250,90 @@ func httpReady(url string) func(ctx context.Context) error {
 		}
 		_ = resp.Body.Close()
 		if resp.Header.Get("Server") == "" && resp.StatusCode != http.StatusForbidden {
+			return errors.New("unexpected response " + resp.Status)
+		}
+		return nil
+	}
+}
+
+// MinIOBinary finds minio on PATH or in GoBin().
+func MinIOBinary() (string, error) {
+	if p, err := exec.LookPath("minio"); err == nil {
+		return p, nil
+	}
+	p := filepath.Join(GoBin(), "minio")
+	if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+		return p, nil
+	}
+	return "", fmt.Errorf("minio not found on PATH or in %s; build it with `GOFLAGS=-mod=mod go install %s` (scripts/test.sh does)", GoBin(), MinIOModule)
+}
+
+// startMinIO starts a single-drive MinIO server on dir/data, on free
+// loopback ports, with random root credentials, and waits until it is
+// ready to serve S3 requests (/minio/health/cluster: write quorum; the
+// "ready" check answers before the object layer is initialized).
+func startMinIO(dir string) (*Process, S3Server, error) {
+	bin, err := MinIOBinary()
+	if err != nil {
+		return nil, S3Server{}, err
+	}
+	data := filepath.Join(dir, "data")
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		return nil, S3Server{}, fmt.Errorf("minio: %w", err)
+	}
+	var key [12]byte
+	_, _ = rand.Read(key[:])
+	s := S3Server{
+		AccessKey: "testenv" + hex.EncodeToString(key[:4]),
+		SecretKey: hex.EncodeToString(key[4:]) + "secret",
+		Region:    "us-east-1",
+		Bucket:    UniqueBucketName(),
+		Kind:      "minio",
+	}
+	env := []string{
+		"MINIO_ROOT_USER=" + s.AccessKey,
+		"MINIO_ROOT_PASSWORD=" + s.SecretKey,
+		"MINIO_REGION=" + s.Region,
+		"MINIO_BROWSER=off",
+		"MINIO_UPDATE=off",
+		"MINIO_CI_CD=1",
+	}
+	var lastErr error
+	for range 3 {
+		port, err := FindFreePort()
+		if err != nil {
+			return nil, S3Server{}, err
+		}
+		console, err := FindFreePort()
+		if err != nil {
+			return nil, S3Server{}, err
+		}
+		s.Endpoint = Addr(port)
+		args := []string{"server", "--quiet", "--address", s.Endpoint, "--console-address", Addr(console), data}
+		p, err := startProcess("minio", bin, args, env, statusReady("http://"+s.Endpoint+"/minio/health/cluster", http.StatusOK))
+		if err == nil {
+			s.Process = p
+			return p, s, nil
+		}
+		lastErr = err
+	}
+	return nil, S3Server{}, lastErr
+}
+
+// statusReady succeeds once url answers with status want.
+func statusReady(url string, want int) func(ctx context.Context) error {
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}}
+	return func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != want {
 			return errors.New("unexpected response " + resp.Status)
 		}
 		return nil

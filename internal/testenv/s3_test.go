@@ -33,11 +33,11 @@ func TestExternalS3(t *testing.T) {
 		wantErr string
 	}{
 		{"host:port", map[string]string{EnvS3Endpoint: "127.0.0.1:9000", EnvS3AccessKey: "ak", EnvS3SecretKey: "sk"},
-			S3Server{Endpoint: "127.0.0.1:9000", AccessKey: "ak", SecretKey: "sk", Region: "us-east-1"}, ""},
+			S3Server{Endpoint: "127.0.0.1:9000", AccessKey: "ak", SecretKey: "sk", Region: "us-east-1", Kind: "external"}, ""},
 		{"https URL", map[string]string{EnvS3Endpoint: "https://s3.local:9000/", EnvS3AccessKey: "ak", EnvS3SecretKey: "sk", EnvS3Region: "eu-1"},
-			S3Server{Endpoint: "s3.local:9000", AccessKey: "ak", SecretKey: "sk", Region: "eu-1", UseSSL: true}, ""},
+			S3Server{Endpoint: "s3.local:9000", AccessKey: "ak", SecretKey: "sk", Region: "eu-1", UseSSL: true, Kind: "external"}, ""},
 		{"http URL, explicit TLS", map[string]string{EnvS3Endpoint: "http://127.0.0.1:9000", EnvS3AccessKey: "ak", EnvS3SecretKey: "sk", EnvS3UseSSL: "true"},
-			S3Server{Endpoint: "127.0.0.1:9000", AccessKey: "ak", SecretKey: "sk", Region: "us-east-1", UseSSL: true}, ""},
+			S3Server{Endpoint: "127.0.0.1:9000", AccessKey: "ak", SecretKey: "sk", Region: "us-east-1", UseSSL: true, Kind: "external"}, ""},
 		{"no credentials", map[string]string{EnvS3Endpoint: "127.0.0.1:9000"}, S3Server{}, "is empty"},
 		{"bad USE_SSL", map[string]string{EnvS3Endpoint: "127.0.0.1:9000", EnvS3AccessKey: "ak", EnvS3SecretKey: "sk", EnvS3UseSSL: "maybe"}, S3Server{}, EnvS3UseSSL},
 	}
@@ -78,6 +78,7 @@ func TestExternalS3(t *testing.T) {
 // that it answers on loopback, and that it is stopped when the test ends.
 func TestStartVersityGW(t *testing.T) {
 	t.Setenv(EnvS3Endpoint, "")
+	t.Setenv(EnvTestS3, "")
 	var s S3Server
 	t.Run("start", func(t *testing.T) {
 		s = StartS3(t)
@@ -103,5 +104,54 @@ func TestStartVersityGW(t *testing.T) {
 	}
 	if err := DialReady(s.Endpoint)(context.Background()); err == nil {
 		t.Errorf("%s still accepts connections", s.Endpoint)
+	}
+}
+
+func TestContainsCredential(t *testing.T) {
+	const bucket = "artifactstore-test-0123456789abcdef"
+	for _, tc := range []struct {
+		out, cred string
+		benign    []string
+		want      bool
+	}{
+		{`{"bucket":"` + bucket + `"}`, "artifactstore", []string{bucket}, false},
+		{`{"bucket":"` + bucket + `","key":"artifactstore"}`, "artifactstore", []string{bucket}, true},
+		{"artifactstore demo: 3 workers", "artifactstore", []string{"artifactstore demo"}, false},
+		{"artifactstore demo: secret artifactstore-secret", "artifactstore-secret", []string{"artifactstore demo", bucket}, true},
+		{"no credential here", "", nil, false},
+		{"AccessKey:testenv1234", "testenv1234", []string{bucket}, true},
+	} {
+		if got := ContainsCredential(tc.out, tc.cred, tc.benign...); got != tc.want {
+			t.Errorf("ContainsCredential(%q, %q, %q) = %v, want %v", tc.out, tc.cred, tc.benign, got, tc.want)
+		}
+	}
+}
+
+// TestStartMinIO starts MinIO (EnvTestS3=minio, ignoring any external
+// server), checks that it answers S3 on loopback, and that it is stopped
+// when the test ends. A missing minio binary fails it: scripts/test.sh
+// builds one.
+func TestStartMinIO(t *testing.T) {
+	t.Setenv(EnvS3Endpoint, "")
+	t.Setenv(EnvTestS3, "minio")
+	var s S3Server
+	t.Run("start", func(t *testing.T) {
+		s = StartS3(t)
+		if s.Kind != "minio" || s.External() || !strings.HasPrefix(s.Endpoint, "127.0.0.1:") {
+			t.Fatalf("StartS3 = %+v", s)
+		}
+		resp, err := http.Get(s.URL() + "/")
+		if err != nil {
+			t.Fatalf("GET %s: %v", s.URL(), err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(resp.Header.Get("Server"), "MinIO") {
+			t.Errorf("anonymous GET / = %s, Server %q; want 403 from MinIO", resp.Status, resp.Header.Get("Server"))
+		}
+	})
+	select {
+	case <-s.Process.Exited():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("minio (pid %d) still running after its test ended", s.Process.PID())
 	}
 }

@@ -18,6 +18,15 @@ const SizeUnknown int64 = -1
 // call (a cancelled call returns an error wrapping ctx.Err()) and must map
 // their provider errors to the sentinels of this package at the boundary,
 // keeping the provider error in the chain.
+//
+// Keys are not folders: callers never store a key that is also the
+// folder of another key ("p" next to "p/q"), and the store's layout never
+// does. What a backend does with such a pair is its own: membackend and
+// filebackend store and list both, AWS S3 too, S3 servers on a POSIX
+// filesystem (versitygw's posix backend) refuse the second Put without a
+// change, and MinIO stores both but leaves "p/q" out of listings
+// (minio/minio#18148). backendtest.Options.KeyBelowObjectUnsupported tells
+// the conformance suite which promise to check.
 type Backend interface {
 	// Put stores size bytes read from r under key, atomically: readers see
 	// either the previous object or the whole new one, never a part. size is

@@ -143,6 +143,25 @@
 //     Conditional PUTs themselves are atomic (32 concurrent IfAbsent or
 //     IfMatch Puts have exactly one winner).
 //
+// Seen on MinIO (source of 2026-02-12, testenv.MinIOModule, which
+// scripts/test.sh builds):
+//
+//   - A key and a key below it can both be stored, but a listing leaves
+//     the one below out ("p/q" next to "p"; upstream calls it intended,
+//     minio/minio#18148). The backend contract says callers never store
+//     such pairs.
+//   - A List prefix whose last segment is "." or ".." is refused with 400
+//     XMinioInvalidResourceName; List then lists the parent folder and
+//     filters (see List).
+//   - If-Match on DELETE is ignored: DeleteIfMatch deletes whatever the
+//     ETag, and backend.ProbeConditionalDelete is false.
+//   - Releases before 2025-10-24 (RELEASE.2025-09-07 among them) drop the
+//     keep-alive connection after a 412 without saying so
+//     (minio/minio#21633), and skip the conditions when they lack read
+//     quorum (#21603). Every conditional write is therefore sent on a
+//     connection that is closed after its answer (see conditionalCloser
+//     in s3backend.go); the second bug needs a newer server.
+//
 // # Concurrency
 //
 // A Backend is safe for concurrent use by many goroutines; it holds no lock

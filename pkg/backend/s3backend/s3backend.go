@@ -85,6 +85,7 @@ func newBackend(ctx context.Context, cfg Config, maxParts int64) (*Backend, erro
 		}
 		b.transport, rt = tr, tr
 	}
+	rt = conditionalCloser{rt}
 	b.httpClient = &http.Client{
 		Transport: rt,
 		// A redirect is returned as it is, like minio-go does, rather
@@ -528,6 +529,13 @@ func errorResponse(resp *http.Response, bucket, object string) error {
 // order. Listings carry no content type: the ObjectInfo it yields has an
 // empty ContentType. Stopping the iteration early stops the listing; no
 // goroutine is left behind.
+//
+// A prefix whose last segment is "." or ".." ("dots/.", a valid prefix of
+// the key "dots/.hidden") is refused by MinIO (400
+// XMinioInvalidResourceName, and so is a start-after there), so it is
+// listed as its parent folder ("dots/"), skipping the keys before the
+// prefix and stopping at the first key past it: the same keys, at the cost
+// of listing the parent's keys that sort before them.
 func (b *Backend) List(ctx context.Context, prefix string) iter.Seq2[backend.ObjectInfo, error] {
 	return func(yield func(backend.ObjectInfo, error) bool) {
 		if err := backend.ValidatePrefix(prefix); err != nil {
@@ -543,11 +551,21 @@ func (b *Backend) List(ctx context.Context, prefix string) iter.Seq2[backend.Obj
 		lctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		fetchOwner := false
-		opts := minio.ListObjectsOptions{Prefix: b.prefix + prefix, Recursive: true, FetchOwner: &fetchOwner}
+		full := b.prefix + prefix
+		opts := minio.ListObjectsOptions{Prefix: full, Recursive: true, FetchOwner: &fetchOwner}
+		if dotSegment(full) {
+			opts.Prefix = full[:strings.LastIndexByte(full, '/')+1]
+		}
 		for oi := range b.client.ListObjectsIter(lctx, b.bucket, opts) {
 			if oi.Err != nil {
 				yield(backend.ObjectInfo{}, b.fail(ctx, opList, prefix, oi.Err))
 				return
+			}
+			if !strings.HasPrefix(oi.Key, full) {
+				if oi.Key > full {
+					break // sorted: nothing under full comes after
+				}
+				continue
 			}
 			key, ok := strings.CutPrefix(oi.Key, b.prefix)
 			if !ok || key == "" || strings.HasSuffix(key, "/") {
@@ -561,6 +579,34 @@ func (b *Backend) List(ctx context.Context, prefix string) iter.Seq2[backend.Obj
 			yield(backend.ObjectInfo{}, b.fail(ctx, opList, prefix, err))
 		}
 	}
+}
+
+// conditionalCloser sends every conditional write (a PUT or DELETE with
+// If-Match or If-None-Match) on a connection that is closed after its
+// response. MinIO releases before 2025-10-24 (minio/minio#21633, the one
+// docker-compose used to pin among them) answer a failed condition with 412
+// and then drop the keep-alive connection without a "Connection: close":
+// the next request sent on it fails at random with EOF or a reset. The
+// store's manifest commits are exactly these requests, and backend.Retrying
+// never re-sends a conditional write (its outcome would be ambiguous), so
+// a broken next request would surface as a failed or unknown commit. The
+// cost is one new connection per conditional write (a TCP handshake, and
+// a TLS one over https); every other request keeps its connection.
+type conditionalCloser struct{ rt http.RoundTripper }
+
+func (c conditionalCloser) RoundTrip(req *http.Request) (*http.Response, error) {
+	if (req.Method == http.MethodPut || req.Method == http.MethodDelete) && !req.Close &&
+		(req.Header.Get("If-Match") != "" || req.Header.Get("If-None-Match") != "") {
+		req = req.Clone(req.Context()) // a RoundTripper must not change its request
+		req.Close = true
+	}
+	return c.rt.RoundTrip(req)
+}
+
+// dotSegment reports whether the last segment of prefix is "." or "..".
+func dotSegment(prefix string) bool {
+	last := prefix[strings.LastIndexByte(prefix, '/')+1:]
+	return last == "." || last == ".."
 }
 
 // Close releases the idle connections of the transport New created (an
