@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/necrocode/artifactstore/pkg/backend/s3backend"
 	"github.com/necrocode/artifactstore/pkg/lock/redislock"
 	"github.com/necrocode/artifactstore/pkg/setup"
@@ -188,6 +190,7 @@ func (a *app) config() (setup.Config, error) {
 	}
 	if a.g.verbose {
 		cfg.Logger = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		redis.SetLogger(redislock.GoRedisLogger{Logger: cfg.Logger})
 	}
 	return cfg, nil
 }

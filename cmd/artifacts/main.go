@@ -11,9 +11,17 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/necrocode/artifactstore/pkg/lock/redislock"
 )
 
 func main() {
+	// go-redis has one logger per process, stderr by default; the tool's
+	// errors are one line each, so its lines are dropped, and shown with
+	// --verbose (see app.config).
+	redis.SetLogger(redislock.GoRedisLogger{})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.LookupEnv)
 	stop()

@@ -9,6 +9,10 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/necrocode/artifactstore/pkg/lock/redislock"
 )
 
 // Environment variables of the worker mode (set by the parent, hidden from
@@ -28,6 +32,9 @@ const (
 )
 
 func main() {
+	// go-redis has one logger per process, stderr by default: its lines
+	// (a master that went away) go where the demo's own go.
+	redis.SetLogger(redislock.GoRedisLogger{Logger: logger(os.Stderr)})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
