@@ -322,7 +322,7 @@ func TestExport(t *testing.T) {
 	})
 	c.fails(exitNotFound, "export", "nosuchspec", "-o", filepath.Join(t.TempDir(), "c.zip"))
 	c.fails(exitUsage, "export")
-	c.fails(exitUsage, "export", "--task", "t1")
+	c.fails(exitUsage, "export", "--task", "../x")
 	c.fails(exitUsage, "export", "../x")
 }
 
@@ -547,7 +547,7 @@ func TestRm(t *testing.T) {
 		t.Fatalf("after rm: %q", got)
 	}
 	c.fails(exitUsage, "rm")
-	c.fails(exitUsage, "rm", "--task", "t1", "--yes")
+	c.fails(exitUsage, "rm", "--task", "../x", "--yes")
 	c.fails(exitUsage, "rm", "--spec", "specB", "artifact://specB/t9/log", "--yes")
 	c.fails(exitUsage, "rm", "artifact://../t/log", "--yes")
 }
@@ -965,4 +965,37 @@ func TestExpires(t *testing.T) {
 	c.fails(exitUsage, "expires", "--within", "soon")
 	c.fails(exitUsage, "expires", "--within", "1d", "artifact://s/t/log")
 	c.fails(exitNotFound, "expires", "artifact://s/none/log")
+}
+
+func TestTaskAcrossSpecsCLI(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	file := writeFile(t, "x.log", []byte("x"))
+	for _, uri := range []string{"artifact://a/t1/log", "artifact://b/t1/diff", "artifact://b/t2/log"} {
+		c.ok("put", uri, file)
+	}
+	dir := t.TempDir()
+	if r := c.ok("export", "--task", "t1", "-o", dir, "--quiet"); !strings.Contains(r.stdout, filepath.Join(dir, "task-t1.zip")) {
+		t.Fatalf("export --task: %q", r.stdout)
+	}
+	zr, err := zip.OpenReader(filepath.Join(dir, "task-t1.zip"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range zr.File {
+		names = append(names, f.Name)
+	}
+	_ = zr.Close()
+	if want := []string{"a/t1/log", "a/t1/log@metadata.json", "b/t1/diff", "b/t1/diff@metadata.json"}; !slices.Equal(names, want) {
+		t.Errorf("export --task t1 entries %v, want %v", names, want)
+	}
+	if r := c.ok("rm", "--task", "t1", "--yes"); !strings.Contains(r.stdout, "deleted 2 artifacts of task t1 in every spec") {
+		t.Fatalf("rm --task: %q", r.stdout)
+	}
+	var mds []store.Metadata
+	decode(t, c.ok("ls", "--json").stdout, &mds)
+	if got := uris(mds); !slices.Equal(got, []string{"artifact://b/t2/log"}) {
+		t.Fatalf("after rm --task t1: %q", got)
+	}
 }

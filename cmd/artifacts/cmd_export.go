@@ -13,16 +13,17 @@ import (
 func exportCommand() *command {
 	return &command{
 		name:     "export",
-		synopsis: []string{"export [flags] SPEC[/TASK]", "export [flags] --spec NAME [--task ID]"},
+		synopsis: []string{"export [flags] SPEC[/TASK]", "export [flags] [--spec NAME] [--task ID]"},
 		summary:  "write the artifacts of a spec or task to a ZIP archive",
-		help: `Writes the artifacts of a spec (or of one task of it) to a ZIP archive: the
+		help: `Writes the artifacts of a spec (or of one task of it; with --task alone, of
+that task in every spec) to a ZIP archive: the
 content of each artifact's current version (every version with
 --all-versions) under SPEC/TASK/TYPE, and its metadata as JSON beside it.
 Content is checked against its SHA-256 on the way (exit status 4 on a
 mismatch; a file is then not created).
 
 With -o FILE the archive is written atomically to FILE (or to DIR/SPEC.zip,
-DIR/SPEC-TASK.zip when FILE is a directory) and the path is printed;
+DIR/SPEC-TASK.zip, DIR/task-TASK.zip when FILE is a directory) and the path is printed;
 otherwise it goes to stdout, which must not be a terminal. Progress goes to
 stderr: a bar on a terminal, a plain line (at most once a second)
 otherwise; --quiet turns it off.`,
@@ -39,7 +40,7 @@ func runExport(ctx context.Context, a *app, c *command, args []string) error {
 		quiet              bool
 	)
 	fs.StringVar(&spec, "spec", "", "export spec `NAME`")
-	fs.StringVar(&task, "task", "", "only task `ID` of the spec")
+	fs.StringVar(&task, "task", "", "only task `ID` (of the spec, or of every spec without one)")
 	fs.StringVar(&output, "output", "", "write the ZIP to `FILE` (or into a directory); default stdout")
 	fs.StringVar(&output, "o", "", "same as --output")
 	fs.BoolVar(&all, "all-versions", false, "export every stored version, not only the current one")
@@ -60,11 +61,13 @@ func runExport(ctx context.Context, a *app, c *command, args []string) error {
 		spec, task, _ = strings.Cut(strings.TrimPrefix(pos[0], store.Scheme+"://"), "/")
 		task = strings.TrimSuffix(task, "/")
 	}
-	if spec == "" {
-		return usageErr(c.name, "missing SPEC (or --spec)")
+	if spec == "" && task == "" {
+		return usageErr(c.name, "missing SPEC (or --spec, or --task)")
 	}
-	if err := store.ValidateName("spec", spec); err != nil {
-		return usageErr(c.name, err.Error())
+	if spec != "" {
+		if err := store.ValidateName("spec", spec); err != nil {
+			return usageErr(c.name, err.Error())
+		}
 	}
 	if task != "" {
 		if err := store.ValidateName("task", task); err != nil {

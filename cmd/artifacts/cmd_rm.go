@@ -16,11 +16,13 @@ func rmCommand() *command {
 		synopsis: []string{
 			"rm [flags] URI...",
 			"rm [flags] --spec NAME [--task ID]",
+			"rm [flags] --task ID",
 		},
 		summary: "delete artifacts by URI, or all of a task or spec",
 		help: `Deletes each URI (the whole artifact with all its versions, or only the
 version named by ?version=N), or every artifact of a task (--spec with
---task) or of a spec (--spec alone). Metadata goes with the content.
+--task; --task alone: that task in every spec) or of a spec (--spec
+alone). Metadata goes with the content.
 
 It asks for confirmation on the terminal first. Without a terminal on stdin
 it refuses (exit status 2) unless --yes is given.`,
@@ -36,7 +38,7 @@ func runRm(ctx context.Context, a *app, c *command, args []string) error {
 		yes        bool
 	)
 	fs.StringVar(&spec, "spec", "", "delete every artifact of spec `NAME`")
-	fs.StringVar(&task, "task", "", "with --spec: delete every artifact of task `ID`")
+	fs.StringVar(&task, "task", "", "delete every artifact of task `ID` (of --spec, or of every spec)")
 	fs.BoolVar(&yes, "yes", false, "do not ask for confirmation")
 	fs.BoolVar(&yes, "y", false, "same as --yes")
 	pos, err := a.parse(fs, c, args)
@@ -46,10 +48,8 @@ func runRm(ctx context.Context, a *app, c *command, args []string) error {
 	switch {
 	case len(pos) > 0 && (spec != "" || task != ""):
 		return usageErr(c.name, "give URIs or --spec/--task, not both")
-	case task != "" && spec == "":
-		return usageErr(c.name, "--task needs --spec")
-	case len(pos) == 0 && spec == "":
-		return usageErr(c.name, "missing URI (or --spec, --spec with --task)")
+	case len(pos) == 0 && spec == "" && task == "":
+		return usageErr(c.name, "missing URI (or --spec, --task, or both)")
 	}
 	if len(pos) > 0 {
 		uris := make([]store.URI, len(pos))
@@ -65,8 +65,10 @@ func runRm(ctx context.Context, a *app, c *command, args []string) error {
 			return a.rmURIs(ctx, s, c.name, uris, yes)
 		})
 	}
-	if err := store.ValidateName("spec", spec); err != nil {
-		return usageErr(c.name, err.Error())
+	if spec != "" {
+		if err := store.ValidateName("spec", spec); err != nil {
+			return usageErr(c.name, err.Error())
+		}
 	}
 	if task != "" {
 		if err := store.ValidateName("task", task); err != nil {
@@ -78,7 +80,10 @@ func runRm(ctx context.Context, a *app, c *command, args []string) error {
 	}
 	return a.withStore(ctx, openOpts{}, func(s *store.Store, _ *setup.Opened) error {
 		what := "spec " + spec
-		if task != "" {
+		switch {
+		case spec == "":
+			what = "task " + task + " in every spec"
+		case task != "":
 			what = "task " + spec + "/" + task
 		}
 		if !yes {
@@ -86,9 +91,12 @@ func runRm(ctx context.Context, a *app, c *command, args []string) error {
 				mds []store.Metadata
 				err error
 			)
-			if task != "" {
+			switch {
+			case spec == "":
+				mds, err = s.Search(ctx, store.Filter{Task: task})
+			case task != "":
 				mds, err = s.ListTask(ctx, spec, task)
-			} else {
+			default:
 				mds, err = s.ListSpec(ctx, spec)
 			}
 			if err != nil {

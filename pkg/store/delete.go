@@ -51,17 +51,30 @@ func (s *Store) deleteArtifact(ctx context.Context, u URI) error {
 }
 
 // DeleteByTask deletes every artifact of the task and returns how many it
-// deleted. Artifacts deleted concurrently by others are not counted. On
-// error the count covers what was deleted before it.
+// deleted. With spec empty it deletes the task's artifacts in every spec
+// (a scan of all the manifests' keys). Artifacts deleted concurrently by
+// others are not counted. On error the count covers what was deleted
+// before it.
 func (s *Store) DeleteByTask(ctx context.Context, spec, task string) (n int, err error) {
 	defer func() { s.logResult(ctx, "delete-task", spec+"/"+task, err) }()
-	if err := ValidateName("spec", spec); err != nil {
-		return 0, err
+	if spec != "" {
+		if err := ValidateName("spec", spec); err != nil {
+			return 0, err
+		}
 	}
 	if err := ValidateName("task", task); err != nil {
 		return 0, err
 	}
-	return s.deleteUnder(ctx, manifestPrefix(spec, task))
+	return s.deleteUnder(ctx, manifestPrefix(spec, task), taskFilter(spec, task))
+}
+
+// taskFilter selects the artifacts of task in every spec when spec is
+// empty (manifestPrefix then lists all of them); nil otherwise.
+func taskFilter(spec, task string) func(URI) bool {
+	if spec != "" || task == "" {
+		return nil
+	}
+	return func(u URI) bool { return u.Task == task }
 }
 
 // DeleteBySpec deletes every artifact of the spec and returns how many it
@@ -71,14 +84,14 @@ func (s *Store) DeleteBySpec(ctx context.Context, spec string) (n int, err error
 	if err := ValidateName("spec", spec); err != nil {
 		return 0, err
 	}
-	return s.deleteUnder(ctx, manifestPrefix(spec, ""))
+	return s.deleteUnder(ctx, manifestPrefix(spec, ""), nil)
 }
 
 // deleteUnder deletes every artifact under a manifest prefix, each under its
 // own lock, Config.ListConcurrency at a time.
-func (s *Store) deleteUnder(ctx context.Context, prefix string) (int, error) {
+func (s *Store) deleteUnder(ctx context.Context, prefix string, keep func(URI) bool) (int, error) {
 	var n atomic.Int64
-	err := s.forEachArtifact(ctx, prefix, nil, func(ctx context.Context, u URI) error {
+	err := s.forEachArtifact(ctx, prefix, keep, func(ctx context.Context, u URI) error {
 		err := s.deleteArtifact(ctx, u)
 		switch {
 		case err == nil:

@@ -289,8 +289,9 @@
 //
 // # Export
 //
-// Export writes the artifacts of a spec, or of one task of it, to any
-// io.Writer as a ZIP archive; ExportFile writes it to a file atomically
+// Export writes the artifacts of a spec, or of one task of it, or of one
+// task in every spec (ExportOptions.Task alone), to any io.Writer as a ZIP
+// archive; ExportFile writes it to a file atomically
 // (temporary file, fsync, rename) and returns its path. Entries, in URI
 // order, each artifact's content entries first:
 //

@@ -19,9 +19,11 @@ import (
 
 // ExportOptions are the parameters of Export and ExportFile.
 type ExportOptions struct {
-	// Spec selects the artifacts of one spec. Required.
+	// Spec selects the artifacts of one spec. Required unless Task is set.
 	Spec string
-	// Task, when set, narrows the export to one task of the spec.
+	// Task, when set, narrows the export to one task of the spec; without
+	// Spec, it selects that task in every spec (a scan of all the
+	// manifests' keys).
 	Task string
 	// AllVersions exports every stored version instead of only the
 	// current one.
@@ -96,16 +98,21 @@ func (s *Store) Export(ctx context.Context, w io.Writer, opts ExportOptions) (re
 
 // exportName names the export for logs and file names.
 func exportName(opts ExportOptions) string {
-	if opts.Task == "" {
+	switch {
+	case opts.Task == "":
 		return opts.Spec
+	case opts.Spec == "":
+		return "task " + opts.Task
 	}
 	return opts.Spec + "/" + opts.Task
 }
 
-// validate checks the spec (required) and the task (optional).
+// validate checks the spec (required without a task) and the task.
 func (opts ExportOptions) validate() error {
-	if err := ValidateName("spec", opts.Spec); err != nil {
-		return fmt.Errorf("export: %w", err)
+	if opts.Spec != "" || opts.Task == "" {
+		if err := ValidateName("spec", opts.Spec); err != nil {
+			return fmt.Errorf("export: %w", err)
+		}
 	}
 	if opts.Task != "" {
 		if err := ValidateName("task", opts.Task); err != nil {
@@ -188,7 +195,7 @@ func (s *Store) exportPlan(ctx context.Context, opts ExportOptions) ([]exportIte
 		mu    sync.Mutex
 		items []exportItem
 	)
-	err := s.forEachManifest(ctx, manifestPrefix(opts.Spec, opts.Task), nil, func(ctx context.Context, r record) error {
+	err := s.forEachManifest(ctx, manifestPrefix(opts.Spec, opts.Task), taskFilter(opts.Spec, opts.Task), func(ctx context.Context, r record) error {
 		if r.err != nil {
 			return r.err
 		}
@@ -370,7 +377,8 @@ func (pw *progressWriter) Write(b []byte) (int, error) {
 
 // ExportFile writes the export of opts (see Export) to a ZIP file and
 // returns its absolute path. When dest is an existing directory the file
-// is <dest>/<spec>.zip, or <dest>/<spec>-<task>.zip with a task; otherwise
+// is <dest>/<spec>.zip, or <dest>/<spec>-<task>.zip with a task
+// (<dest>/task-<task>.zip with a task alone); otherwise
 // dest is the file's path. The file is written atomically: to a temporary
 // file in the same directory, synced, then renamed over dest (replacing an
 // existing file), and the directory synced; on failure nothing is left.
@@ -384,7 +392,10 @@ func (s *Store) ExportFile(ctx context.Context, dest string, opts ExportOptions)
 	}
 	if st, serr := os.Stat(dest); serr == nil && st.IsDir() {
 		name := opts.Spec
-		if opts.Task != "" {
+		switch {
+		case opts.Spec == "":
+			name = "task-" + opts.Task
+		case opts.Task != "":
 			name += "-" + opts.Task
 		}
 		dest = filepath.Join(dest, name+".zip")
