@@ -582,23 +582,40 @@ func (b *Backend) List(ctx context.Context, prefix string) iter.Seq2[backend.Obj
 }
 
 // conditionalCloser sends every conditional write (a PUT or DELETE with
-// If-Match or If-None-Match) on a connection that is closed after its
-// response. MinIO releases before 2025-10-24 (minio/minio#21633, the one
+// If-Match or If-None-Match) on a connection of its own, closed after the
+// response ("Connection: close"), and a conditional PUT with "Expect:
+// 100-continue".
+//
+// MinIO releases before 2025-10-24 (minio/minio#21633; the one
 // docker-compose used to pin among them) answer a failed condition with 412
 // and then drop the keep-alive connection without a "Connection: close":
 // the next request sent on it fails at random with EOF or a reset. The
 // store's manifest commits are exactly these requests, and backend.Retrying
 // never re-sends a conditional write (its outcome would be ambiguous), so
-// a broken next request would surface as a failed or unknown commit. The
-// cost is one new connection per conditional write (a TCP handshake, and
-// a TLS one over https); every other request keeps its connection.
+// a broken next request would surface as a failed or unknown commit.
+//
+// A server that answers 412 before it reads the body may close the
+// connection under a client still sending it; the reset can then destroy
+// the 412 before the client reads it ("write: broken pipe" on MinIO). With
+// "Expect: 100-continue" the body waits for the server's 100 Continue, and
+// after a 412 it is not sent at all. (It waits at most the transport's
+// ExpectContinueTimeout, 10s in minio-go's default transport, for a
+// server that ignores Expect; an injected transport without one sends the
+// body at once.)
+//
+// The cost is one new connection per conditional write (a TCP handshake,
+// and a TLS one over https) and, for a PUT, one round trip before the body;
+// every other request keeps its connection.
 type conditionalCloser struct{ rt http.RoundTripper }
 
 func (c conditionalCloser) RoundTrip(req *http.Request) (*http.Response, error) {
-	if (req.Method == http.MethodPut || req.Method == http.MethodDelete) && !req.Close &&
+	if (req.Method == http.MethodPut || req.Method == http.MethodDelete) &&
 		(req.Header.Get("If-Match") != "" || req.Header.Get("If-None-Match") != "") {
 		req = req.Clone(req.Context()) // a RoundTripper must not change its request
 		req.Close = true
+		if req.Method == http.MethodPut && req.ContentLength != 0 {
+			req.Header.Set("Expect", "100-continue")
+		}
 	}
 	return c.rt.RoundTrip(req)
 }
