@@ -72,7 +72,7 @@ type exportItem struct {
 }
 
 // Export writes the artifacts of opts.Spec (or of one task of it) to w as
-// a ZIP archive (R14): the decompressed content of each artifact's current
+// a ZIP archive: the decompressed content of each artifact's current
 // version under <spec>/<task>/<type> (with opts.AllVersions, each version
 // under <spec>/<task>/<type>@v<n> instead), and after it the metadata of
 // the exported versions as a JSON array of Metadata under

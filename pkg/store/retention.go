@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// Default retention periods (R6), applied by RetentionConfig.WithDefaults.
+// Default retention periods, applied by RetentionConfig.WithDefaults.
 const (
 	DefaultRetentionDiff = 30 * 24 * time.Hour
 	DefaultRetentionLog  = 7 * 24 * time.Hour

@@ -20,7 +20,7 @@ import (
 )
 
 // Upload stores the content read from r as artifact uri (without version),
-// size bytes long, or of unknown length when size is backend.SizeUnknown.
+// size bytes long, or of unknown length when size is SizeUnknown.
 // With Config.Versioning it adds a version, otherwise it replaces the
 // artifact's content (the version number still increases). Content equal
 // (same SHA-256, content type and user metadata) to the current version is
@@ -489,3 +489,8 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	c.n += int64(n)
 	return n, err
 }
+
+// SizeUnknown is the size to pass to Upload for content of unknown length
+// (a pipe, a stream): the same value as backend.SizeUnknown, so that
+// callers need not import pkg/backend.
+const SizeUnknown = backend.SizeUnknown

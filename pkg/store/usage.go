@@ -39,7 +39,7 @@ func totalsOf(m *manifest) UsageTotals {
 	return t
 }
 
-// UsageReport is the store's usage (R10): in total, by spec name and by
+// UsageReport is the store's usage: in total, by spec name and by
 // artifact type. Every version counts, not only the current ones.
 type UsageReport struct {
 	Total  UsageTotals
