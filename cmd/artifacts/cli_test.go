@@ -94,6 +94,28 @@ func TestPutJSONMetadata(t *testing.T) {
 	}
 }
 
+// TestPutSameContentAgain: putting the current content again without
+// metadata changes nothing and keeps the metadata; other metadata makes a
+// new version (the rule of store.Upload).
+func TestPutSameContentAgain(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	c.env["ARTIFACTSTORE_VERSIONING"] = "true"
+	file := writeFile(t, "same.log", []byte("same\n"))
+	if r := c.ok("put", "artifact://s/t/log", file, "--meta", "host=ci3"); !strings.Contains(r.stdout, "?version=1") {
+		t.Fatalf("first put: %s", r.stdout)
+	}
+	if r := c.ok("put", "artifact://s/t/log", file); !strings.Contains(r.stdout, "?version=1") {
+		t.Fatalf("same content without metadata made a new version: %s", r.stdout)
+	}
+	if r := c.ok("stat", "artifact://s/t/log"); !strings.Contains(r.stdout, "host=ci3") {
+		t.Fatalf("metadata dropped by a re-put:\n%s", r.stdout)
+	}
+	if r := c.ok("put", "artifact://s/t/log", file, "--meta", "host=ci4"); !strings.Contains(r.stdout, "?version=2") {
+		t.Fatalf("other metadata: %s", r.stdout)
+	}
+}
+
 func TestVersionsAndGetVersion(t *testing.T) {
 	t.Parallel()
 	c := newCLI(t)

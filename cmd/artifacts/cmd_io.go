@@ -23,8 +23,10 @@ func putCommand() *command {
 by --spec, --task and --type), and prints the URI of the stored version. By
 default it replaces the artifact's content; with versioning on
 (--versioning, ARTIFACTSTORE_VERSIONING) it adds a version. Uploading the
-same content again changes nothing. Creates the file backend's directory
-when missing.`,
+current content again (same bytes and content type) changes nothing when
+no --meta/--meta-json is given (the current metadata is kept) or the same
+metadata is; new --tag values are still added. Other metadata makes a new
+version. Creates the file backend's directory when missing.`,
 		run: runPut,
 	}
 }

@@ -201,10 +201,19 @@ func TestIdempotentUpload(t *testing.T) {
 		if keys := backendtest.Keys(t, f.b, "blobs/"); len(keys) != 1 {
 			t.Fatalf("blobs %v", keys)
 		}
+		// Same bytes without metadata: nothing changes, the metadata stays.
+		bare := mustUpload(t, f.s, uri, []byte("same"), UploadOptions{ContentType: "text/plain"})
+		if bare.Version != 1 || bare.Metadata["a"] != "1" {
+			t.Fatalf("re-upload without metadata: version %d, metadata %v", bare.Version, bare.Metadata)
+		}
 		// Same bytes with other metadata: a new version.
-		other := mustUpload(t, f.s, uri, []byte("same"), UploadOptions{ContentType: "text/plain"})
-		if other.Version != 2 {
-			t.Fatalf("different metadata: version %d", other.Version)
+		other := mustUpload(t, f.s, uri, []byte("same"), UploadOptions{ContentType: "text/plain", Metadata: map[string]string{"a": "2"}})
+		if other.Version != 2 || other.Metadata["a"] != "2" {
+			t.Fatalf("different metadata: version %d, metadata %v", other.Version, other.Metadata)
+		}
+		// Another content type: a new version.
+		if typed := mustUpload(t, f.s, uri, []byte("same"), UploadOptions{ContentType: "text/x-diff"}); typed.Version != 3 {
+			t.Fatalf("different content type: version %d", typed.Version)
 		}
 	})
 }
@@ -1007,4 +1016,35 @@ func TestReadWithStaleCache(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestClose: a closed store fails every call with ErrClosed, leaves the
+// backend open for others, and may be closed twice.
+func TestClose(t *testing.T) {
+	forEachEnv(t, func(t *testing.T, e env) {
+		f := newFixture(t, e, Config{}, nil)
+		ctx := context.Background()
+		mustUpload(t, f.s, "artifact://s/t/log", []byte("x"), UploadOptions{})
+		if err := f.s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.s.Close(); err != nil {
+			t.Fatalf("second Close: %v", err)
+		}
+		if _, err := f.s.UploadBytes(ctx, "artifact://s/t/diff", []byte("y"), UploadOptions{}); !errors.Is(err, ErrClosed) {
+			t.Errorf("Upload after Close: %v", err)
+		}
+		if _, _, err := f.s.Download(ctx, "artifact://s/t/log"); !errors.Is(err, ErrClosed) {
+			t.Errorf("Download after Close: %v", err)
+		}
+		if _, err := f.s.Search(ctx, Filter{Spec: "s"}); !errors.Is(err, ErrClosed) {
+			t.Errorf("Search after Close: %v", err)
+		}
+		if err := f.s.Delete(ctx, "artifact://s/t/log"); !errors.Is(err, ErrClosed) {
+			t.Errorf("Delete after Close: %v", err)
+		}
+		if _, err := f.b.Stat(ctx, "manifests/s/t/log.json"); err != nil {
+			t.Errorf("the backend was closed with the store: %v", err)
+		}
+	})
 }

@@ -22,10 +22,13 @@ import (
 // Upload stores the content read from r as artifact uri (without version),
 // size bytes long, or of unknown length when size is SizeUnknown.
 // With Config.Versioning it adds a version, otherwise it replaces the
-// artifact's content (the version number still increases). Content equal
-// (same SHA-256, content type and user metadata) to the current version is
-// an idempotent no-op that returns the current version's metadata (new
-// tags are still added).
+// artifact's content (the version number still increases).
+//
+// Uploading the current version's content again (same SHA-256 and content
+// type) changes nothing and returns the current version's metadata, when
+// the upload gives no user metadata (the current version's is kept) or the
+// same user metadata; new tags are still added. Other user metadata makes
+// a new version (with versioning) or replaces the current one.
 //
 // The content is streamed to a new write-once blob with bounded memory and
 // no lock held, then committed under the write protocol. On any failure
@@ -167,8 +170,10 @@ func (s *Store) applyUpload(cur *manifest, v version, tags []string) (change, er
 		return change{}, err
 	}
 	c := cur.current()
-	if c.SHA256 == v.SHA256 && c.Size == v.Size && c.ContentType == v.ContentType && maps.EqualFunc(c.Metadata, v.Metadata, jsonEqual) {
-		// Idempotent: the content is already the current version.
+	if c.SHA256 == v.SHA256 && c.Size == v.Size && c.ContentType == v.ContentType &&
+		(len(v.Metadata) == 0 || maps.EqualFunc(c.Metadata, v.Metadata, jsonEqual)) {
+		// Idempotent: the content is already the current version (and
+		// no metadata given keeps the current version's).
 		if len(newTags) == len(cur.Tags) {
 			return change{noop: true, garbage: []string{v.Blob}}, nil
 		}
