@@ -135,6 +135,9 @@ func Open(ctx context.Context, c Config) (_ *Opened, err error) {
 func (o *Opened) Close() error {
 	o.closeOnce.Do(func() {
 		var errs []error
+		if o.Store != nil {
+			_ = o.Store.Close() // first: later calls get ErrClosed, not a closed client's error
+		}
 		for _, c := range o.closers {
 			if err := c.Close(); err != nil {
 				errs = append(errs, err)

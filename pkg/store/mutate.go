@@ -175,6 +175,9 @@ func (s *Store) acquire(ctx context.Context, u URI) (*lock.Lease, error) {
 // acquireWithin takes u's lock within timeout. When the timeout (not the
 // caller's context) ends the wait, the error says so, with the timeout.
 func (s *Store) acquireWithin(ctx context.Context, u URI, timeout time.Duration) (*lock.Lease, error) {
+	if err := s.b.(*closeGuard).check(); err != nil {
+		return nil, err
+	}
 	actx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	lease, err := s.locker.Acquire(actx, lockKey(u))

@@ -24,7 +24,7 @@ const (
 	DefaultQuotaRefreshInterval = time.Second
 )
 
-// QuotaConfig bounds the size of the store (R10). The quota counts stored
+// QuotaConfig bounds the size of the store. The quota counts stored
 // bytes (what the blobs occupy in the backend, after compression), since
 // that is what fills the bucket. The zero value of each field means its
 // default.

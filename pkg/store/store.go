@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
+	"iter"
 	"log/slog"
 	"sync/atomic"
 
@@ -61,7 +63,7 @@ func New(ctx context.Context, b backend.Backend, l lock.Locker, cfg Config) (*St
 	}
 	cfg = cfg.WithDefaults()
 	s := &Store{
-		b:              backend.WithRetry(b, cfg.Retry),
+		b:              &closeGuard{Backend: backend.WithRetry(b, cfg.Retry)},
 		cfg:            cfg,
 		log:            cfg.Logger,
 		manifests:      newManifestCache(cfg.ManifestCacheEntries),
@@ -89,6 +91,76 @@ func New(ctx context.Context, b backend.Backend, l lock.Locker, cfg Config) (*St
 	}
 	return s, nil
 }
+
+// Close marks the store closed: every later call that would reach the
+// backend or the locker fails with an error matching ErrClosed. Calls in
+// flight go on. The backend and the locker are the caller's and stay open
+// (setup.Opened.Close closes those it opened). Close is idempotent and
+// always returns nil.
+func (s *Store) Close() error {
+	s.b.(*closeGuard).closed.Store(true)
+	return nil
+}
+
+// closeGuard fails every call once the Store is closed.
+type closeGuard struct {
+	backend.Backend
+	closed atomic.Bool
+}
+
+func (g *closeGuard) check() error {
+	if g.closed.Load() {
+		return fmt.Errorf("store: %w", ErrClosed)
+	}
+	return nil
+}
+
+func (g *closeGuard) Put(ctx context.Context, key string, r io.Reader, size int64, opts backend.PutOptions) (backend.ObjectInfo, error) {
+	if err := g.check(); err != nil {
+		return backend.ObjectInfo{}, err
+	}
+	return g.Backend.Put(ctx, key, r, size, opts)
+}
+
+func (g *closeGuard) Get(ctx context.Context, key string) (io.ReadCloser, backend.ObjectInfo, error) {
+	if err := g.check(); err != nil {
+		return nil, backend.ObjectInfo{}, err
+	}
+	return g.Backend.Get(ctx, key)
+}
+
+func (g *closeGuard) Stat(ctx context.Context, key string) (backend.ObjectInfo, error) {
+	if err := g.check(); err != nil {
+		return backend.ObjectInfo{}, err
+	}
+	return g.Backend.Stat(ctx, key)
+}
+
+func (g *closeGuard) Delete(ctx context.Context, key string) error {
+	if err := g.check(); err != nil {
+		return err
+	}
+	return g.Backend.Delete(ctx, key)
+}
+
+func (g *closeGuard) List(ctx context.Context, prefix string) iter.Seq2[backend.ObjectInfo, error] {
+	if err := g.check(); err != nil {
+		return func(yield func(backend.ObjectInfo, error) bool) { yield(backend.ObjectInfo{}, err) }
+	}
+	return g.Backend.List(ctx, prefix)
+}
+
+// DeleteIfMatch passes the capability through (the retry decorator answers
+// errors.ErrUnsupported when the backend lacks it).
+func (g *closeGuard) DeleteIfMatch(ctx context.Context, key, etag string) error {
+	if err := g.check(); err != nil {
+		return err
+	}
+	return g.Backend.(backend.ConditionalDeleter).DeleteIfMatch(ctx, key, etag)
+}
+
+// Close of the guard does not close the backend: it is the caller's.
+func (g *closeGuard) Close() error { return nil }
 
 // Config returns the store's configuration with defaults applied.
 func (s *Store) Config() Config { return s.cfg }
