@@ -176,14 +176,34 @@ func externalS3() (s S3Server, ok bool, err error) {
 
 // VersityGWBinary finds versitygw on PATH or in GoBin().
 func VersityGWBinary() (string, error) {
-	if p, err := exec.LookPath("versitygw"); err == nil {
+	return findBinary("versitygw", "install it with `go install github.com/versity/versitygw/cmd/versitygw@"+VersityGWVersion+"`")
+}
+
+// findBinary finds the program name on PATH or in GoBin(); install says
+// how to get it when it is in neither.
+func findBinary(name, install string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
 		return p, nil
 	}
-	p := filepath.Join(GoBin(), "versitygw")
+	p := filepath.Join(GoBin(), name)
 	if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
 		return p, nil
 	}
-	return "", fmt.Errorf("versitygw not found on PATH or in %s; install it with `go install github.com/versity/versitygw/cmd/versitygw@%s` (scripts/test.sh does)", GoBin(), VersityGWVersion)
+	return "", fmt.Errorf("%s not found on PATH or in %s; %s (scripts/test.sh does)", name, GoBin(), install)
+}
+
+// newServer describes a test S3 server of kind with random root
+// credentials and a unique bucket; the caller sets its endpoint.
+func newServer(kind string) S3Server {
+	var key [12]byte
+	_, _ = rand.Read(key[:])
+	return S3Server{
+		AccessKey: "testenv" + hex.EncodeToString(key[:4]),
+		SecretKey: hex.EncodeToString(key[4:]) + "secret",
+		Region:    "us-east-1",
+		Bucket:    UniqueBucketName(),
+		Kind:      kind,
+	}
 }
 
 // startVersityGW starts versitygw serving dir (bucket = subdirectory) on a
@@ -198,15 +218,7 @@ func startVersityGW(dir string) (*Process, S3Server, error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, S3Server{}, fmt.Errorf("versitygw: %w", err)
 	}
-	var key [12]byte
-	_, _ = rand.Read(key[:])
-	s := S3Server{
-		AccessKey: "testenv" + hex.EncodeToString(key[:4]),
-		SecretKey: hex.EncodeToString(key[4:]) + "secret",
-		Region:    "us-east-1",
-		Bucket:    UniqueBucketName(),
-		Kind:      "versitygw",
-	}
+	s := newServer("versitygw")
 	// The port can be taken between FindFreePort and versitygw's bind; try
 	// a few ports before giving up.
 	var lastErr error
@@ -258,14 +270,7 @@ func httpReady(url string) func(ctx context.Context) error {
 
 // MinIOBinary finds minio on PATH or in GoBin().
 func MinIOBinary() (string, error) {
-	if p, err := exec.LookPath("minio"); err == nil {
-		return p, nil
-	}
-	p := filepath.Join(GoBin(), "minio")
-	if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
-		return p, nil
-	}
-	return "", fmt.Errorf("minio not found on PATH or in %s; build it with `GOFLAGS=-mod=mod go install %s` (scripts/test.sh does)", GoBin(), MinIOModule)
+	return findBinary("minio", "build it with `GOFLAGS=-mod=mod go install "+MinIOModule+"`")
 }
 
 // startMinIO starts a single-drive MinIO server on dir/data, on free
@@ -281,15 +286,7 @@ func startMinIO(dir string) (*Process, S3Server, error) {
 	if err := os.MkdirAll(data, 0o755); err != nil {
 		return nil, S3Server{}, fmt.Errorf("minio: %w", err)
 	}
-	var key [12]byte
-	_, _ = rand.Read(key[:])
-	s := S3Server{
-		AccessKey: "testenv" + hex.EncodeToString(key[:4]),
-		SecretKey: hex.EncodeToString(key[4:]) + "secret",
-		Region:    "us-east-1",
-		Bucket:    UniqueBucketName(),
-		Kind:      "minio",
-	}
+	s := newServer("minio")
 	env := []string{
 		"MINIO_ROOT_USER=" + s.AccessKey,
 		"MINIO_ROOT_PASSWORD=" + s.SecretKey,
