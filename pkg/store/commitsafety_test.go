@@ -275,111 +275,78 @@ func csBlobGone(t *testing.T, b backend.Backend, key string) bool {
 // ---------------------------------------------------------------------------
 // 1. Lost reply on the conditional manifest write.
 
-// TestCommitSafetyLostReplyUnlocked: without locking, an upload's manifest
-// Put lands but its reply is lost; before the store re-sends it (and reads
-// back), another writer commits on top. The re-sent Put fails its
+// TestCommitSafetyLostReplyUpload: an upload's manifest Put lands, its
+// reply is lost, and before the store reads it back another writer commits
+// on top: without locking it simply commits (the re-sent Put then fails its
 // condition, and the store must recognize its own landed commit instead of
-// re-applying the upload on top of the other writer's.
-func TestCommitSafetyLostReplyUnlocked(t *testing.T) {
-	ctx := context.Background()
-	cfg := Config{DisableLocking: true, Versioning: true}
-	mem := memEnv().newBackend(t)
-	other := newFixtureOn(t, mem, nil, cfg, nil).s
-	var (
-		fb *backendtest.Faulty
-		h  *csHooks
-	)
-	f := newFixtureOn(t, mem, nil, cfg, csFaultyHooks(&fb, &h))
-	const uri = "artifact://s/t/log"
-	first, lost, sneaked := []byte("first"), []byte("upload whose reply is lost"), []byte("sneaked in")
-	mustUpload(t, f.s, uri, first, UploadOptions{})
-
-	var (
-		fired    bool
-		sneakErr error
-	)
-	h.onAfter(func(_ context.Context, op backendtest.Op, key string, err error) error {
-		if !fired && csIsWrite(op) && strings.HasPrefix(key, manifestRoot) && errors.Is(err, backendtest.ErrInjected) {
-			fired = true
-			_, sneakErr = other.UploadBytes(context.Background(), uri, sneaked, UploadOptions{})
-		}
-		return err
-	})
-	fb.Inject(csLostReplies(manifestRoot)...)
-	_, err := f.s.UploadBytes(ctx, uri, lost, UploadOptions{})
-	h.onAfter(nil)
-	fb.Clear()
-	if !fired {
-		t.Fatal("setup: no manifest write lost its reply")
-	}
-	if sneakErr != nil {
-		t.Fatalf("setup: the concurrent upload failed: %v", sneakErr)
-	}
-	acked, failed := [][]byte{first, sneaked}, [][]byte(nil)
-	if err == nil {
-		acked = append(acked, lost)
-	} else {
-		t.Logf("upload with the lost reply: %v", err)
-		failed = append(failed, lost)
-	}
-	csCheckHistory(t, f.s, uri, acked, failed)
-}
-
-// TestCommitSafetyLostReplyLeaseLost: with locking and versioning, an
-// upload's manifest Put lands, its reply is lost, its lease is broken and
-// another writer commits on top (its manifest keeps the first writer's
-// version). Whatever the first Upload returns must match what is stored:
-// an error only if its content is not listed; success only if its version
-// downloads; and no listed version's blob may be missing.
-func TestCommitSafetyLostReplyLeaseLost(t *testing.T) {
-	ctx := context.Background()
-	cfg := Config{Versioning: true}
-	mem := memEnv().newBackend(t)
-	l := csMemLocker(t)
-	other := newFixtureOn(t, mem, l, cfg, nil).s
-	var (
-		fb *backendtest.Faulty
-		h  *csHooks
-	)
-	f := newFixtureOn(t, mem, l, cfg, csFaultyHooks(&fb, &h))
-	const uri = "artifact://s/t/log"
-	u := csParse(t, uri)
-	first, lost, next := []byte("first"), []byte("upload whose reply is lost"), []byte("next holder")
-	mustUpload(t, f.s, uri, first, UploadOptions{})
-
-	var (
-		fired   bool
-		nextErr error
-	)
-	h.onAfter(func(_ context.Context, op backendtest.Op, key string, err error) error {
-		if !fired && csIsWrite(op) && strings.HasPrefix(key, manifestRoot) && errors.Is(err, backendtest.ErrInjected) {
-			fired = true
-			if _, ferr := l.ForceUnlock(context.Background(), lockKey(u)); ferr != nil {
-				nextErr = ferr
-				return err
+// re-applying the upload on top of the other writer's); with locking and
+// versioning, the first writer's lease is broken first and the next
+// holder's manifest keeps the first writer's version. Whatever Upload
+// returns must match what is stored: an error only if its content is not
+// listed; success only if its version downloads; and no listed version's
+// blob may be missing.
+func TestCommitSafetyLostReplyUpload(t *testing.T) {
+	for _, locked := range []bool{false, true} {
+		t.Run(map[bool]string{false: "unlocked", true: "lease-lost"}[locked], func(t *testing.T) {
+			ctx := context.Background()
+			cfg := Config{Versioning: true, DisableLocking: !locked}
+			mem := memEnv().newBackend(t)
+			var (
+				l  *memlock.Locker
+				ll lock.Locker
+			)
+			if locked {
+				l = csMemLocker(t)
+				ll = l
 			}
-			_, nextErr = other.UploadBytes(context.Background(), uri, next, UploadOptions{})
-		}
-		return err
-	})
-	fb.Inject(csLostReplies(manifestRoot)...)
-	_, err := f.s.UploadBytes(ctx, uri, lost, UploadOptions{})
-	h.onAfter(nil)
-	fb.Clear()
-	if !fired {
-		t.Fatal("setup: no manifest write lost its reply")
+			other := newFixtureOn(t, mem, ll, cfg, nil).s
+			var (
+				fb *backendtest.Faulty
+				h  *csHooks
+			)
+			f := newFixtureOn(t, mem, ll, cfg, csFaultyHooks(&fb, &h))
+			const uri = "artifact://s/t/log"
+			u := csParse(t, uri)
+			first, lost, next := []byte("first"), []byte("upload whose reply is lost"), []byte("committed on top")
+			mustUpload(t, f.s, uri, first, UploadOptions{})
+
+			var (
+				fired   bool
+				nextErr error
+			)
+			h.onAfter(func(_ context.Context, op backendtest.Op, key string, err error) error {
+				if !fired && csIsWrite(op) && strings.HasPrefix(key, manifestRoot) && errors.Is(err, backendtest.ErrInjected) {
+					fired = true
+					if locked {
+						if _, ferr := l.ForceUnlock(context.Background(), lockKey(u)); ferr != nil {
+							nextErr = ferr
+							return err
+						}
+					}
+					_, nextErr = other.UploadBytes(context.Background(), uri, next, UploadOptions{})
+				}
+				return err
+			})
+			fb.Inject(csLostReplies(manifestRoot)...)
+			_, err := f.s.UploadBytes(ctx, uri, lost, UploadOptions{})
+			h.onAfter(nil)
+			fb.Clear()
+			if !fired {
+				t.Fatal("setup: no manifest write lost its reply")
+			}
+			if nextErr != nil {
+				t.Fatalf("setup: the other writer's upload failed: %v", nextErr)
+			}
+			acked, failed := [][]byte{first, next}, [][]byte(nil)
+			if err == nil {
+				acked = append(acked, lost)
+			} else {
+				t.Logf("upload with the lost reply: %v", err)
+				failed = append(failed, lost)
+			}
+			csCheckHistory(t, f.s, uri, acked, failed)
+		})
 	}
-	if nextErr != nil {
-		t.Fatalf("setup: the next holder's upload failed: %v", nextErr)
-	}
-	acked, failed := [][]byte{first, next}, [][]byte(nil)
-	if err == nil {
-		acked = append(acked, lost)
-	} else {
-		t.Logf("upload with the lost reply: %v", err)
-		failed = append(failed, lost)
-	}
-	csCheckHistory(t, f.s, uri, acked, failed)
 }
 
 // TestCommitSafetyLostReplyVersionDelete: the manifest write of a version
