@@ -272,6 +272,25 @@ func csBlobGone(t *testing.T, b backend.Backend, key string) bool {
 	return false
 }
 
+// csCheckLaterUploadKept checks that the upload of later (acknowledged as
+// laterMD after a Delete of uri decided on an older manifest) is still
+// the artifact's content. The one allowance: a Delete that succeeded
+// (deleteErr nil) after reading the manifest again once the upload was
+// acknowledged (reread) may have removed it, since the two calls overlapped.
+func csCheckLaterUploadKept(t *testing.T, s *Store, uri string, later []byte, laterMD Metadata, deleteErr error, reread bool) {
+	t.Helper()
+	data, md, derr := s.Download(context.Background(), uri)
+	switch {
+	case derr == nil && string(data) == string(later) && md.BlobKey == laterMD.BlobKey:
+	case deleteErr == nil && reread && errors.Is(derr, ErrNotFound):
+		t.Logf("the Delete decided again on a manifest read after the later upload, and removed it")
+	case derr != nil:
+		t.Fatalf("the upload acknowledged after the delete's decision (%s) is gone: %v", laterMD.URI, derr)
+	default:
+		t.Fatalf("artifact holds %q (%s), want the later upload %q (%s)", data, md.URI, later, laterMD.URI)
+	}
+}
+
 // ---------------------------------------------------------------------------
 // 1. Lost reply on the conditional manifest write.
 
@@ -484,17 +503,7 @@ func TestCommitSafetyLostReplyArtifactDelete(t *testing.T) {
 				t.Fatalf("setup: the later upload failed: %v", nextErr)
 			}
 			t.Logf("Delete with the lost reply: %v (re-read the manifest after the later upload: %v)", err, reread)
-			data, md, derr := other.Download(ctx, uri)
-			kept := derr == nil && string(data) == string(later) && md.BlobKey == laterMD.BlobKey
-			switch {
-			case kept:
-			case err == nil && reread && errors.Is(derr, ErrNotFound):
-				t.Logf("the Delete decided again on a manifest read after the later upload, and removed it")
-			case derr != nil:
-				t.Fatalf("the later acknowledged upload (%s) is gone: %v", laterMD.URI, derr)
-			default:
-				t.Fatalf("artifact holds %q (%s), want the later upload %q (%s)", data, md.URI, later, laterMD.URI)
-			}
+			csCheckLaterUploadKept(t, other, uri, later, laterMD, err, reread)
 		})
 	}
 }
@@ -673,17 +682,7 @@ func TestCommitSafetyStaleDelete(t *testing.T) {
 				t.Fatalf("setup: the fresh upload failed: %v", nextErr)
 			}
 			t.Logf("stale Delete: %v (re-read the manifest after the fresh upload: %v)", err, reread)
-			data, md, derr := other.Download(ctx, uri)
-			kept := derr == nil && string(data) == string(fresh) && md.BlobKey == freshMD.BlobKey
-			switch {
-			case kept:
-			case err == nil && reread && errors.Is(derr, ErrNotFound):
-				t.Logf("the Delete decided again on a manifest read after the fresh upload, and removed it")
-			case derr != nil:
-				t.Fatalf("the upload acknowledged after the delete's read (%s) is gone: %v", freshMD.URI, derr)
-			default:
-				t.Fatalf("artifact holds %q, want the fresh upload", data)
-			}
+			csCheckLaterUploadKept(t, other, uri, fresh, freshMD, err, reread)
 		})
 	}
 }
