@@ -272,6 +272,19 @@ func csBlobGone(t *testing.T, b backend.Backend, key string) bool {
 	return false
 }
 
+// csShared returns a membackend for several Stores to share and, when
+// locked, a memlock for them (l, and ll as a lock.Locker; both nil
+// without locking).
+func csShared(t *testing.T, locked bool) (backend.Backend, *memlock.Locker, lock.Locker) {
+	t.Helper()
+	mem := memEnv().newBackend(t)
+	if !locked {
+		return mem, nil, nil
+	}
+	l := csMemLocker(t)
+	return mem, l, l
+}
+
 // csCheckLaterUploadKept checks that the upload of later (acknowledged as
 // laterMD after a Delete of uri decided on an older manifest) is still
 // the artifact's content. The one allowance: a Delete that succeeded
@@ -309,15 +322,7 @@ func TestCommitSafetyLostReplyUpload(t *testing.T) {
 		t.Run(map[bool]string{false: "unlocked", true: "lease-lost"}[locked], func(t *testing.T) {
 			ctx := context.Background()
 			cfg := Config{Versioning: true, DisableLocking: !locked}
-			mem := memEnv().newBackend(t)
-			var (
-				l  *memlock.Locker
-				ll lock.Locker
-			)
-			if locked {
-				l = csMemLocker(t)
-				ll = l
-			}
+			mem, l, ll := csShared(t, locked)
 			other := newFixtureOn(t, mem, ll, cfg, nil).s
 			var (
 				fb *backendtest.Faulty
@@ -378,13 +383,7 @@ func TestCommitSafetyLostReplyVersionDelete(t *testing.T) {
 		t.Run(map[bool]string{false: "unlocked", true: "lease-lost"}[locked], func(t *testing.T) {
 			ctx := context.Background()
 			cfg := Config{Versioning: true, DisableLocking: !locked}
-			mem := memEnv().newBackend(t)
-			var l *memlock.Locker
-			var ll lock.Locker
-			if locked {
-				l = csMemLocker(t)
-				ll = l
-			}
+			mem, l, ll := csShared(t, locked)
 			other := newFixtureOn(t, mem, ll, cfg, nil).s
 			var (
 				fb *backendtest.Faulty
@@ -453,13 +452,7 @@ func TestCommitSafetyLostReplyArtifactDelete(t *testing.T) {
 		t.Run(map[bool]string{false: "unlocked", true: "lease-lost"}[locked], func(t *testing.T) {
 			ctx := context.Background()
 			cfg := Config{DisableLocking: !locked}
-			mem := memEnv().newBackend(t)
-			var l *memlock.Locker
-			var ll lock.Locker
-			if locked {
-				l = csMemLocker(t)
-				ll = l
-			}
+			mem, l, ll := csShared(t, locked)
 			other := newFixtureOn(t, mem, ll, cfg, nil).s
 			var (
 				fb *backendtest.Faulty
@@ -637,13 +630,7 @@ func TestCommitSafetyStaleDelete(t *testing.T) {
 		t.Run(map[bool]string{false: "unlocked", true: "lease-lost"}[locked], func(t *testing.T) {
 			ctx := context.Background()
 			cfg := Config{DisableLocking: !locked}
-			mem := memEnv().newBackend(t)
-			var l *memlock.Locker
-			var ll lock.Locker
-			if locked {
-				l = csMemLocker(t)
-				ll = l
-			}
+			mem, l, ll := csShared(t, locked)
 			other := newFixtureOn(t, mem, ll, cfg, nil).s
 			h := newCSHooks(mem)
 			f := newFixtureOn(t, mem, ll, cfg, func(backend.Backend) backend.Backend { return h })
@@ -897,13 +884,7 @@ func TestCommitSafetyQuotaDoubleDelete(t *testing.T) {
 		t.Run(map[bool]string{false: "unlocked", true: "lease-lost"}[locked], func(t *testing.T) {
 			ctx := context.Background()
 			cfg := Config{DisableLocking: !locked, Quota: QuotaConfig{MaxBytes: 2 * csQuotaSize}}
-			mem := memEnv().newBackend(t)
-			var l *memlock.Locker
-			var ll lock.Locker
-			if locked {
-				l = csMemLocker(t)
-				ll = l
-			}
+			mem, l, ll := csShared(t, locked)
 			other := newFixtureOn(t, mem, ll, cfg, nil).s
 			h := newCSHooks(mem)
 			f := newFixtureOn(t, mem, ll, cfg, func(backend.Backend) backend.Backend { return h })
