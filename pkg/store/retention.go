@@ -125,15 +125,13 @@ func (r RetentionConfig) exempt(m *manifest) bool {
 // when m is exempt), oldest first. It is the single retention rule: Expired
 // and CleanupExpired (before and again inside the mutation) use it.
 func (r RetentionConfig) expiredVersions(m *manifest, now time.Time) []version {
-	if m == nil || r.exempt(m) {
+	if m == nil {
 		return nil
 	}
-	period := r.Period(m.Type)
 	var out []version
-	for _, v := range m.Versions {
-		// Sub saturates, so RetainForever is never exceeded.
-		if now.Sub(v.Created) > period {
-			out = append(out, v)
+	for i := range m.Versions {
+		if at := r.expiresAt(m, &m.Versions[i]); !at.IsZero() && now.After(at) {
+			out = append(out, m.Versions[i])
 		}
 	}
 	return out
