@@ -182,8 +182,8 @@ func TestOptimisticGivesUp(t *testing.T) {
 	if !errors.Is(err, ErrConflict) || !errors.Is(err, backend.ErrPreconditionFailed) {
 		t.Fatalf("err %v, want ErrConflict", err)
 	}
-	if got := fb.Calls(backendtest.OpPut); got != 4 { // blob + 3 manifest attempts
-		t.Fatalf("%d Puts, want 4", got)
+	if got := fb.Calls(backendtest.OpPut); got != 5 { // blob + catalog log entry + 3 manifest attempts
+		t.Fatalf("%d Puts, want 5", got)
 	}
 	if after := snapshot(t, fb); !maps.Equal(before, after) {
 		t.Fatalf("bucket changed: %v -> %v", before, after)
@@ -417,9 +417,9 @@ func TestStoresShareArtifacts(t *testing.T) {
 		if md.Version != 2 || !slices.Equal(md.Tags, []string{"x"}) {
 			t.Fatalf("second store's upload: %+v", md)
 		}
-		// blob Put, tag index marker of "x" (once), create attempt,
-		// manifest Put
-		if puts := fb.Calls(backendtest.OpPut); puts != 4 {
+		// blob Put, catalog log entry, tag index marker of "x" (once),
+		// create attempt, manifest Put
+		if puts := fb.Calls(backendtest.OpPut); puts != 5 {
 			t.Fatalf("%d Puts", puts)
 		}
 		md = mustUpload(t, s1, uri, []byte("three"), UploadOptions{})

@@ -107,6 +107,9 @@ type Config struct {
 	// Quota bounds the stored bytes of the store. Default: unlimited (see
 	// QuotaConfig).
 	Quota QuotaConfig
+	// Catalog tunes the catalog that answers Search, Usage and the
+	// retention plan without reading every manifest (see CatalogConfig).
+	Catalog CatalogConfig
 
 	// WriterID is recorded with every commit (for operators). Default
 	// "<hostname>:<pid>".
@@ -171,6 +174,7 @@ func (c Config) WithDefaults() Config {
 	c.Retry = c.Retry.WithDefaults()
 	c.Retention = c.Retention.WithDefaults()
 	c.Quota = c.Quota.WithDefaults()
+	c.Catalog = c.Catalog.WithDefaults()
 	return c
 }
 
@@ -214,6 +218,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("store config: %w", err)
 	}
 	if err := c.Quota.Validate(); err != nil {
+		return fmt.Errorf("store config: %w", err)
+	}
+	if err := c.Catalog.Validate(); err != nil {
 		return fmt.Errorf("store config: %w", err)
 	}
 	return nil

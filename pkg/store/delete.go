@@ -29,7 +29,7 @@ func (s *Store) Delete(ctx context.Context, uri string) (err error) {
 
 // deleteArtifact deletes u (or, when u names a version, that version).
 func (s *Store) deleteArtifact(ctx context.Context, u URI) error {
-	_, err := s.mutate(ctx, u, func(cur *manifest, _ commitInfo) (change, error) {
+	_, err := s.mutate(ctx, u, nil, func(cur *manifest, _ commitInfo) (change, error) {
 		if cur == nil {
 			return change{}, fmt.Errorf("%s: %w", u.Artifact(), ErrNotFound)
 		}

@@ -110,11 +110,16 @@ var errPrecondition = errors.New("manifest changed under the write")
 // ErrUnknownOutcome (outcome.uncertain).
 //
 // mutate does not log: its callers log their operation's outcome once.
-func (s *Store) mutate(ctx context.Context, u URI, apply mutation) (outcome, error) {
+func (s *Store) mutate(ctx context.Context, u URI, in *intent, apply mutation) (out outcome, err error) {
 	u = u.Artifact()
 	if err := ctx.Err(); err != nil {
+		s.endIntent(ctx, in, false, false)
 		return outcome{}, causeOf(ctx, err)
 	}
+	if in == nil {
+		in = s.beginIntent(ctx, u)
+	}
+	defer func() { s.endIntent(ctx, in, err == nil && !out.noop, out.uncertain) }()
 	var lease *lock.Lease
 	if s.locker != nil {
 		var err error
@@ -129,7 +134,7 @@ func (s *Store) mutate(ctx context.Context, u URI, apply mutation) (outcome, err
 	// holds, or not at all).
 	marked := map[string]bool{}
 	for attempt := 0; ; attempt++ {
-		out, garbage, err := s.commitOnce(ctx, u, lease, apply, marked)
+		out, garbage, err := s.commitOnce(ctx, u, lease, in, apply, marked)
 		if err == nil {
 			// The markers of the tags the commit removed go while the lock
 			// is held (index.go); never without locking.
@@ -137,6 +142,9 @@ func (s *Store) mutate(ctx context.Context, u URI, apply mutation) (outcome, err
 			s.release(ctx, u, lease)
 			s.deleteBlobs(ctx, "commit", garbage)
 			s.countUsage(ctx, u, out) // quota.go; no-op without a quota
+			if !out.noop {
+				s.maybeCompact() // catalog.go
+			}
 			return out, nil
 		}
 		if !errors.Is(err, errPrecondition) || lease != nil || attempt >= s.cfg.MaxConflictRetries {
@@ -224,7 +232,7 @@ func (s *Store) release(ctx context.Context, u URI, lease *lock.Lease) {
 // if-absent without being read: the condition makes that safe, and it
 // saves a round trip. If the artifact exists after all (or a tombstone
 // does), the protocol continues with the manifest read back.
-func (s *Store) commitOnce(ctx context.Context, u URI, lease *lock.Lease, apply mutation, marked map[string]bool) (outcome, []string, error) {
+func (s *Store) commitOnce(ctx context.Context, u URI, lease *lock.Lease, in *intent, apply mutation, marked map[string]bool) (outcome, []string, error) {
 	var fence uint64
 	if lease != nil {
 		fence = lease.Fence()
@@ -237,7 +245,7 @@ func (s *Store) commitOnce(ctx context.Context, u URI, lease *lock.Lease, apply 
 	)
 	if !s.manifests.known(key) {
 		if ch, err := apply(nil, info); err == nil && creates(ch) {
-			out, garbage, seen, err := s.commitChange(ctx, u, lease, object{}, ch, marked)
+			out, garbage, seen, err := s.commitChange(ctx, u, lease, in, object{}, ch, marked)
 			if !errors.Is(err, errPrecondition) {
 				return out, garbage, err
 			}
@@ -257,7 +265,7 @@ func (s *Store) commitOnce(ctx context.Context, u URI, lease *lock.Lease, apply 
 	if err != nil {
 		return outcome{}, nil, err
 	}
-	out, garbage, _, err := s.commitChange(ctx, u, lease, base, ch, marked)
+	out, garbage, _, err := s.commitChange(ctx, u, lease, in, base, ch, marked)
 	return out, garbage, err
 }
 
@@ -283,7 +291,7 @@ func creates(ch change) bool {
 // earlier attempt still in flight at most one lands. When none of that can
 // be learned, the error matches ErrUnknownOutcome and outcome.uncertain is
 // set.
-func (s *Store) commitChange(ctx context.Context, u URI, lease *lock.Lease, base object, ch change, marked map[string]bool) (outcome, []string, *object, error) {
+func (s *Store) commitChange(ctx context.Context, u URI, lease *lock.Lease, in *intent, base object, ch change, marked map[string]bool) (outcome, []string, *object, error) {
 	cur := base.live()
 	if ch.noop {
 		return outcome{m: cur, noop: true}, ch.garbage, nil, nil
@@ -312,7 +320,7 @@ func (s *Store) commitChange(ctx context.Context, u URI, lease *lock.Lease, base
 	next, out, garbage := s.nextObject(base, ch, fenceOnly)
 	next.Schema = manifestSchema
 	next.URI, next.Spec, next.Task, next.Type = u.String(), u.Spec, u.Task, u.Type
-	next.Fence, next.Writer, next.Commit = fence, s.cfg.WriterID, s.newID()
+	next.Fence, next.Writer, next.Commit = fence, s.cfg.WriterID, in.id
 	out.commit = next.Commit
 	next.Commits = appendBounded(commitsOf(base.m), commitHistory, next.Commit)
 	next.Updated = s.cfg.Now().UTC()
@@ -351,6 +359,14 @@ func (s *Store) commitChange(ctx context.Context, u URI, lease *lock.Lease, base
 	opts := backend.PutOptions{ContentType: "application/json", IfMatch: base.etag, IfAbsent: base.m == nil}
 	policy := s.retryPolicy()
 	for try := 0; ; try++ {
+		// The catalog's log announces the commit before it can land
+		// (catalog.go); a re-send checks the horizon again.
+		if err := in.ready(ctx, u); err != nil {
+			if try == 0 {
+				return outcome{}, nil, nil, err
+			}
+			return outcome{uncertain: true}, nil, nil, fmt.Errorf("%w: write manifest of %s: not sent again: %w", ErrUnknownOutcome, u, err)
+		}
 		info, err := s.b.Put(ctx, key, bytes.NewReader(data), int64(len(data)), opts)
 		if err == nil {
 			s.manifests.put(key, info.ETag, next)

@@ -350,7 +350,7 @@ func (s *Store) countUsage(ctx context.Context, u URI, out outcome) {
 	if !s.quotaOn() || out.noop {
 		return
 	}
-	delta := totalsOf(out.m).minus(totalsOf(out.prev))
+	delta := totalsOf(out.m).Minus(totalsOf(out.prev))
 	if delta == (UsageTotals{}) {
 		return
 	}
@@ -398,7 +398,7 @@ func (s *Store) addUsage(ctx context.Context, delta UsageTotals, id string) erro
 				c.Seq-sentSeq, usageShardKey(i), counterHistory, last)
 		}
 		next := c
-		next.UsageTotals = c.UsageTotals.plus(delta)
+		next.UsageTotals = c.UsageTotals.Plus(delta)
 		next.Seq++
 		next.Commits = appendBounded(c.Commits, counterHistory, id)
 		err = s.writeUsageShard(ctx, i, next, etag)

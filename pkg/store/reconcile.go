@@ -182,7 +182,7 @@ func (s *Store) Reconcile(ctx context.Context, opts ReconcileOptions) (rep Recon
 		for _, t := range r.m.Tags {
 			marks[tagMarkerKey(t, r.uri)] = tagRef{tag: t, uri: r.uri}
 		}
-		rep.Usage = rep.Usage.plus(totalsOf(r.m))
+		rep.Usage = rep.Usage.Plus(totalsOf(r.m))
 		for _, v := range r.m.Versions {
 			refs[v.Blob] = blobRefInfo{uri: r.uri, version: v.Version}
 		}
@@ -352,9 +352,9 @@ func (s *Store) Reconcile(ctx context.Context, opts ReconcileOptions) (rep Recon
 		} else if present > 0 {
 			var counted UsageTotals
 			for _, c := range shards {
-				counted = counted.plus(c.UsageTotals)
+				counted = counted.Plus(c.UsageTotals)
 			}
-			rep.UsageDrift = counted.minus(rep.Usage)
+			rep.UsageDrift = counted.Minus(rep.Usage)
 		}
 	}
 	if opts.Apply && s.quotaOn() {
@@ -419,7 +419,7 @@ func (s *Store) reclaimOrphans(ctx context.Context, u URI, candidates []orphan, 
 		return unreferenced(m), nil
 	}
 	var found []orphan
-	_, err := s.mutate(ctx, u, func(cur *manifest, _ commitInfo) (change, error) {
+	_, err := s.mutate(ctx, u, nil, func(cur *manifest, _ commitInfo) (change, error) {
 		found = unreferenced(cur)
 		if len(found) > reclaimHistory {
 			found = found[:reclaimHistory] // the rest at the next pass

@@ -184,20 +184,13 @@ func (s *Store) Expired(ctx context.Context, f Filter) (mds []Metadata, err erro
 	if err := f.validate(); err != nil {
 		return nil, err
 	}
-	now := s.cfg.Now()
-	sc := scope{f}
 	var mu sync.Mutex
 	mds = []Metadata{}
-	err = s.forEachManifest(ctx, manifestPrefix(f.Spec, f.Task), f.matchURI, func(ctx context.Context, r record) error {
-		if r.err != nil {
-			s.log.Warn("store: skipping invalid manifest", "uri", r.uri.String(), "err", r.err)
-			return nil
-		}
-		vs := s.expiredIn(sc, r.m, now)
+	err = s.forEachExpired(ctx, f, s.cfg.Now(), func(ctx context.Context, m *manifest, vs []version) error {
 		mu.Lock()
 		defer mu.Unlock()
 		for i := range vs {
-			mds = append(mds, metadataOf(r.m, &vs[i]))
+			mds = append(mds, metadataOf(m, &vs[i]))
 		}
 		return nil
 	})
@@ -291,21 +284,12 @@ func (s *Store) CleanupExpired(ctx context.Context, opts CleanupOptions) (rep Cl
 				"bytes", md.Size, "stored_bytes", md.StoredSize, "created", md.CreatedAt, "whole_artifact", whole, "dry_run", opts.DryRun)
 		}
 	}
-	f := opts.Filter
-	err = s.forEachManifest(ctx, manifestPrefix(f.Spec, f.Task), f.matchURI, func(ctx context.Context, r record) error {
-		if r.err != nil {
-			s.log.Warn("store: cleanup skips invalid manifest", "uri", r.uri.String(), "err", r.err)
-			return nil
-		}
-		vs := s.expiredIn(sc, r.m, now)
-		if len(vs) == 0 {
-			return nil
-		}
+	err = s.forEachExpired(ctx, opts.Filter, now, func(ctx context.Context, m *manifest, vs []version) error {
 		if opts.DryRun {
-			note(r.m, vs, len(vs) == len(r.m.Versions))
+			note(m, vs, len(vs) == len(m.Versions))
 			return nil
 		}
-		m, removed, whole, err := s.cleanupArtifact(ctx, r.uri, sc, now)
+		m, removed, whole, err := s.cleanupArtifact(ctx, m.artifactURI(), sc, now)
 		switch {
 		case err == nil:
 			note(m, removed, whole)
@@ -341,7 +325,7 @@ func (s *Store) cleanupArtifact(ctx context.Context, u URI, sc scope, now time.T
 		removed []version
 		whole   bool
 	)
-	_, err := s.mutate(ctx, u, func(cur *manifest, _ commitInfo) (change, error) {
+	_, err := s.mutate(ctx, u, nil, func(cur *manifest, _ commitInfo) (change, error) {
 		// Called again on an optimistic retry: start over each time.
 		from, removed, whole = cur, s.expiredIn(sc, cur, now), false
 		if len(removed) == 0 {

@@ -22,6 +22,11 @@ type Filter struct {
 	// artifact's current version: CreatedAfter <= CreatedAt < CreatedBefore.
 	CreatedAfter  time.Time
 	CreatedBefore time.Time
+	// UpdatedAfter and UpdatedBefore bound when the artifact's record was
+	// last changed (Metadata.UpdatedAt) the same way. Search only: the
+	// retention operations ignore them.
+	UpdatedAfter  time.Time
+	UpdatedBefore time.Time
 }
 
 // validate checks the filter's names and tags.
@@ -56,29 +61,31 @@ func (f Filter) match(m *manifest) bool {
 			return false
 		}
 	}
-	created := m.current().Created
-	if !f.CreatedAfter.IsZero() && created.Before(f.CreatedAfter) {
-		return false
-	}
-	if !f.CreatedBefore.IsZero() && !created.Before(f.CreatedBefore) {
-		return false
-	}
-	return true
+	return inRange(m.current().Created, f.CreatedAfter, f.CreatedBefore) && inRange(m.Updated, f.UpdatedAfter, f.UpdatedBefore)
 }
 
 // Search returns the metadata of the current version of every artifact that
-// matches f, sorted by URI. It lists only the narrowest manifest prefix the
-// filter allows (spec, spec and task, or one manifest when spec, task and
-// type are all set) and reads manifests Config.ListConcurrency at a time.
-// With tags, it lists the tag index instead and reads only the manifests of
-// the artifacts it names (see "Search" in the package documentation); every
-// result is checked against its manifest. Manifests that are not valid
-// records are skipped (and logged); VerifyAll reports them.
+// matches f, sorted by URI: all of SearchSeq's results. Use SearchSeq or
+// SearchPage for result sets of unknown size.
 func (s *Store) Search(ctx context.Context, f Filter) (mds []Metadata, err error) {
-	defer func() { s.logResult(ctx, "search", "", err) }()
-	if err := f.validate(); err != nil {
-		return nil, err
+	mds = []Metadata{}
+	for md, err := range s.SearchSeq(ctx, f, Page{}) {
+		if err != nil {
+			return nil, err
+		}
+		mds = append(mds, md)
 	}
+	return mds, nil
+}
+
+// searchManifests answers a search by reading manifests: with a spec in
+// the filter (and always without a usable catalog). It lists only the
+// narrowest manifest prefix the filter allows (spec, spec and task, or one
+// manifest when spec, task and type are all set), or with tags the tag
+// index, and reads manifests Config.ListConcurrency at a time. Manifests
+// that are not valid records are skipped (and logged); VerifyAll reports
+// them.
+func (s *Store) searchManifests(ctx context.Context, f Filter) ([]Metadata, error) {
 	if f.Spec != "" && f.Task != "" && f.Type != "" {
 		u := URI{Spec: f.Spec, Task: f.Task, Type: f.Type}
 		m, _, err := s.readManifest(ctx, u)

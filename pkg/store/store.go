@@ -8,6 +8,7 @@ import (
 	"io"
 	"iter"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 
 	"github.com/oklog/ulid/v2"
@@ -37,6 +38,11 @@ type Store struct {
 
 	// conditionalDelete: the backend honours DeleteIfMatch (probed by New).
 	conditionalDelete bool
+
+	// compactor and background run the catalog's background compactions
+	// (catalog.go); Close waits for them.
+	compactor  compactor
+	background sync.WaitGroup
 }
 
 // manifestCacheEntries is the default of Config.ManifestCacheEntries: the
@@ -72,6 +78,7 @@ func New(ctx context.Context, b backend.Backend, l lock.Locker, cfg Config) (*St
 	if !cfg.DisableLocking {
 		s.locker = l
 	}
+	s.compactor.ctx, s.compactor.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	probe := probeRoot + s.newID()
 	var err error
 	if err = backend.ProbeConditionalPut(ctx, s.b, probe); err != nil {
@@ -94,11 +101,14 @@ func New(ctx context.Context, b backend.Backend, l lock.Locker, cfg Config) (*St
 
 // Close marks the store closed: every later call that would reach the
 // backend or the locker fails with an error matching ErrClosed. Calls in
-// flight go on. The backend and the locker are the caller's and stay open
-// (setup.Opened.Close closes those it opened). Close is idempotent and
-// always returns nil.
+// flight go on; a background compaction of the catalog is cancelled, and
+// Close waits for it to stop. The backend and the locker are the
+// caller's and stay open (setup.Opened.Close closes those it opened).
+// Close is idempotent and always returns nil.
 func (s *Store) Close() error {
 	s.b.(*closeGuard).closed.Store(true)
+	s.compactor.cancel()
+	s.background.Wait()
 	return nil
 }
 

@@ -42,7 +42,7 @@ func (s *Store) changeTags(ctx context.Context, uri string, tags []string, edit 
 	if err != nil {
 		return Metadata{}, err
 	}
-	out, err := s.mutate(ctx, u, func(cur *manifest, _ commitInfo) (change, error) {
+	out, err := s.mutate(ctx, u, nil, func(cur *manifest, _ commitInfo) (change, error) {
 		if cur == nil {
 			return change{}, fmt.Errorf("%s: %w", u, ErrNotFound)
 		}

@@ -73,14 +73,23 @@ func (s *Store) Upload(ctx context.Context, uri string, r io.Reader, size int64,
 		return Metadata{}, fmt.Errorf("upload %s: %w", u, err)
 	}
 
+	// A small upload announces its commit in the catalog's log while its
+	// content travels (catalog.go); a large one after, so that a long
+	// transfer does not age its entry.
+	var in *intent
+	if _, ok := r.(*bytesContent); ok || size != backend.SizeUnknown && size <= smallBlobSize {
+		in = s.beginIntent(ctx, u)
+	}
 	blob, err := s.writeBlobRetrying(ctx, u, r, size, ct)
 	if err != nil {
+		s.endIntent(ctx, in, false, false)
 		return Metadata{}, fmt.Errorf("upload %s: %w", u, err)
 	}
 	// The exact quota check, now that the stored size is known; the
 	// reservation lasts until the commit is counted (or failed).
 	releaseQuota, err := s.reserveQuota(ctx, u, blob.storedSize)
 	if err != nil {
+		s.endIntent(ctx, in, false, false)
 		s.deleteBlobs(ctx, "upload over quota", []string{blob.key})
 		return Metadata{}, fmt.Errorf("upload %s: %w", u, err)
 	}
@@ -95,7 +104,7 @@ func (s *Store) Upload(ctx context.Context, uri string, r io.Reader, size int64,
 		Created:     s.cfg.Now().UTC(),
 		Metadata:    userMD,
 	}
-	out, err := s.mutate(ctx, u, func(cur *manifest, c commitInfo) (change, error) {
+	out, err := s.mutate(ctx, u, in, func(cur *manifest, c commitInfo) (change, error) {
 		v.Fence, v.Writer = c.Fence, c.Writer
 		return s.applyUpload(cur, v, tags)
 	})

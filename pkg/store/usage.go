@@ -2,29 +2,18 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
+
+	"github.com/necrocode/artifactstore/pkg/catalog"
 )
 
-// UsageTotals counts artifacts, versions and bytes.
-type UsageTotals struct {
-	Artifacts int64 `json:"artifacts"`
-	Versions  int64 `json:"versions"`
-	// Bytes is the original (logical) size of the content, as uploaded and
-	// downloaded.
-	Bytes int64 `json:"bytes"`
-	// StoredBytes is what the blobs occupy in the backend (smaller than
-	// Bytes when compressed). The quota counts StoredBytes.
-	StoredBytes int64 `json:"stored_bytes"`
-}
-
-func (t UsageTotals) plus(o UsageTotals) UsageTotals {
-	return UsageTotals{t.Artifacts + o.Artifacts, t.Versions + o.Versions, t.Bytes + o.Bytes, t.StoredBytes + o.StoredBytes}
-}
-
-func (t UsageTotals) minus(o UsageTotals) UsageTotals {
-	return UsageTotals{t.Artifacts - o.Artifacts, t.Versions - o.Versions, t.Bytes - o.Bytes, t.StoredBytes - o.StoredBytes}
-}
+// UsageTotals counts artifacts, versions and bytes: Bytes is the original
+// (logical) size of the content, as uploaded and downloaded; StoredBytes
+// what the blobs occupy in the backend (smaller than Bytes when
+// compressed), which the quota counts. The catalog keeps the same totals.
+type UsageTotals = catalog.Totals
 
 // totalsOf counts one manifest (nil counts nothing).
 func totalsOf(m *manifest) UsageTotals {
@@ -45,28 +34,45 @@ type UsageReport struct {
 	Total  UsageTotals
 	BySpec map[string]UsageTotals
 	ByType map[string]UsageTotals
+	// BySpecType is by spec, then by type.
+	BySpecType map[string]map[string]UsageTotals
 }
 
-func (r *UsageReport) add(m *manifest) {
-	t := totalsOf(m)
-	r.Total = r.Total.plus(t)
-	r.BySpec[m.Spec] = r.BySpec[m.Spec].plus(t)
-	r.ByType[m.Type] = r.ByType[m.Type].plus(t)
+func (r *UsageReport) add(m *manifest) { r.addTotals(m.Spec, m.Type, totalsOf(m)) }
+
+func (r *UsageReport) addTotals(spec, typ string, t UsageTotals) {
+	r.Total = r.Total.Plus(t)
+	r.BySpec[spec] = r.BySpec[spec].Plus(t)
+	r.ByType[typ] = r.ByType[typ].Plus(t)
+	if r.BySpecType[spec] == nil {
+		r.BySpecType[spec] = map[string]UsageTotals{}
+	}
+	r.BySpecType[spec][typ] = r.BySpecType[spec][typ].Plus(t)
 }
 
 func newUsageReport() UsageReport {
-	return UsageReport{BySpec: map[string]UsageTotals{}, ByType: map[string]UsageTotals{}}
+	return UsageReport{BySpec: map[string]UsageTotals{}, ByType: map[string]UsageTotals{}, BySpecType: map[string]map[string]UsageTotals{}}
 }
 
-// Usage computes the exact usage of the store by reading every manifest
-// (Config.ListConcurrency at a time): a full walk, meant for operators and
-// reports. It is not a snapshot: artifacts changed during the walk count as
-// they were when read. Blobs no manifest references (see Reconcile) are not
-// counted. The quota check of uploads does not call it; it keeps a counter
-// (see QuotaConfig).
+// Usage reports the exact usage of the store, in total, by spec, by type
+// and by spec and type. It reads the catalog's root, the manifests of the
+// artifacts written since the last compaction and the segments that held
+// them (see "Catalog" in the package documentation), so its cost does not
+// grow with the store; without a usable catalog it reads every manifest
+// (Config.ListConcurrency at a time). It is not a snapshot: artifacts
+// changed while it runs count as they were when read. Blobs no manifest
+// references (see Reconcile) are not counted. The quota check of uploads
+// does not call it; it keeps a counter (see QuotaConfig).
 func (s *Store) Usage(ctx context.Context) (rep UsageReport, err error) {
 	defer func() { s.logResult(ctx, "usage", "", err) }()
-	return s.walkUsage(ctx)
+	rep, err = s.usageFromView(ctx)
+	if errors.Is(err, errNoCatalog) {
+		return s.walkUsage(ctx)
+	}
+	if err != nil {
+		return UsageReport{}, fmt.Errorf("usage: %w", err)
+	}
+	return rep, nil
 }
 
 func (s *Store) walkUsage(ctx context.Context) (UsageReport, error) {

@@ -23,9 +23,9 @@ func TestUsage(t *testing.T) {
 		want := newUsageReport()
 		add := func(md Metadata) {
 			one := UsageTotals{Versions: 1, Bytes: md.Size, StoredBytes: md.StoredSize}
-			want.Total = want.Total.plus(one)
-			want.BySpec[md.SpecName] = want.BySpec[md.SpecName].plus(one)
-			want.ByType[md.Type] = want.ByType[md.Type].plus(one)
+			want.Total = want.Total.Plus(one)
+			want.BySpec[md.SpecName] = want.BySpec[md.SpecName].Plus(one)
+			want.ByType[md.Type] = want.ByType[md.Type].Plus(one)
 		}
 		first := map[string]bool{}
 		for i, uri := range []string{
@@ -38,9 +38,9 @@ func TestUsage(t *testing.T) {
 			if !first[uri] {
 				first[uri] = true
 				one := UsageTotals{Artifacts: 1}
-				want.Total = want.Total.plus(one)
-				want.BySpec[md.SpecName] = want.BySpec[md.SpecName].plus(one)
-				want.ByType[md.Type] = want.ByType[md.Type].plus(one)
+				want.Total = want.Total.Plus(one)
+				want.BySpec[md.SpecName] = want.BySpec[md.SpecName].Plus(one)
+				want.ByType[md.Type] = want.ByType[md.Type].Plus(one)
 			}
 		}
 		got, err := f.s.Usage(ctx)
@@ -92,7 +92,7 @@ func counterTotal(t *testing.T, s *Store) UsageTotals {
 	}
 	var total UsageTotals
 	for _, c := range shards {
-		total = total.plus(c.UsageTotals)
+		total = total.Plus(c.UsageTotals)
 	}
 	return total
 }

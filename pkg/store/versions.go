@@ -17,7 +17,7 @@ func (s *Store) PruneVersions(ctx context.Context, uri string, keep int) (n int,
 	if keep < 1 {
 		return 0, invalidf("prune %s: keep %d, want at least 1 (use Delete to remove the artifact)", u, keep)
 	}
-	out, err := s.mutate(ctx, u, func(cur *manifest, _ commitInfo) (change, error) {
+	out, err := s.mutate(ctx, u, nil, func(cur *manifest, _ commitInfo) (change, error) {
 		if cur == nil {
 			return change{}, fmt.Errorf("%s: %w", u, ErrNotFound)
 		}

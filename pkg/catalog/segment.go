@@ -1,0 +1,168 @@
+package catalog
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// ErrCorrupt marks a catalog object that is not what the root says it is
+// (another size or checksum, not valid JSON, records out of order): it is
+// never trusted; the catalog is rebuilt from the manifests.
+var ErrCorrupt = errors.New("catalog object is corrupt")
+
+// MaxSegmentTags bounds the tags a SegmentInfo lists; a segment with more
+// distinct tags lists none and sets ManyTags (a search by tag reads it).
+const MaxSegmentTags = 64
+
+// SegmentInfo describes one segment in the root: where it is, how to check
+// it, the range of keys it covers and what its records hold, so that a
+// query reads only the segments that may hold an answer.
+type SegmentInfo struct {
+	// Key is the segment's object key.
+	Key string `json:"key"`
+	// Records is how many records it holds; Bytes its object's length and
+	// SHA256 the hex digest of the object (gzip stream).
+	Records int    `json:"records"`
+	Bytes   int64  `json:"bytes"`
+	SHA256  string `json:"sha256"`
+	// First and Last are the keys of its first and last record.
+	First string `json:"first"`
+	Last  string `json:"last"`
+	// Types counts its records by type; Tags by tag (nil with ManyTags).
+	Types    map[string]int `json:"types"`
+	Tags     map[string]int `json:"tags,omitempty"`
+	ManyTags bool           `json:"many_tags,omitempty"`
+	// The ranges of the records' current version creation, artifact
+	// update and artifact creation times.
+	CurrentMin time.Time `json:"current_min"`
+	CurrentMax time.Time `json:"current_max"`
+	UpdatedMin time.Time `json:"updated_min"`
+	UpdatedMax time.Time `json:"updated_max"`
+	// Oldest is, by type, the creation time of the oldest version among
+	// the records that do not carry the root's ExemptTag: no version of
+	// that type in this segment can expire before its retention period
+	// has passed since then.
+	Oldest map[string]time.Time `json:"oldest,omitempty"`
+}
+
+// MayHaveTags reports whether the segment may hold a record carrying
+// every tag of tags.
+func (si *SegmentInfo) MayHaveTags(tags []string) bool {
+	if si.ManyTags {
+		return true
+	}
+	for _, t := range tags {
+		if si.Tags[t] == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// EncodeSegment encodes recs (sorted by key, without duplicates) as a
+// segment object: one JSON record per line, gzip-compressed. It returns
+// the object and its SegmentInfo, Key left empty for the caller.
+func EncodeSegment(recs []Record, exemptTag string) ([]byte, SegmentInfo, error) {
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	if err != nil {
+		return nil, SegmentInfo{}, err
+	}
+	enc := json.NewEncoder(zw)
+	info := SegmentInfo{Records: len(recs), Types: map[string]int{}, Tags: map[string]int{}}
+	for i := range recs {
+		r := &recs[i]
+		if i > 0 && recs[i-1].Key() >= r.Key() {
+			return nil, SegmentInfo{}, fmt.Errorf("catalog: records out of order: %q after %q", r.Key(), recs[i-1].Key())
+		}
+		if err := enc.Encode(r); err != nil {
+			return nil, SegmentInfo{}, fmt.Errorf("catalog: encode record %q: %w", r.Key(), err)
+		}
+		info.add(r, exemptTag)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, SegmentInfo{}, err
+	}
+	if len(info.Tags) > MaxSegmentTags {
+		info.Tags, info.ManyTags = nil, true
+	}
+	if len(recs) > 0 {
+		info.First, info.Last = recs[0].Key(), recs[len(recs)-1].Key()
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	info.Bytes, info.SHA256 = int64(buf.Len()), hex.EncodeToString(sum[:])
+	return buf.Bytes(), info, nil
+}
+
+// add folds r into the segment's statistics.
+func (si *SegmentInfo) add(r *Record, exemptTag string) {
+	si.Types[r.Type]++
+	for _, t := range r.Tags {
+		si.Tags[t]++
+	}
+	widen(&si.CurrentMin, &si.CurrentMax, r.Current)
+	widen(&si.UpdatedMin, &si.UpdatedMax, r.Updated)
+	if exemptTag != "" && r.HasTag(exemptTag) {
+		return
+	}
+	for _, v := range r.Versions {
+		if old, ok := si.Oldest[r.Type]; !ok || v.Created.Before(old) {
+			if si.Oldest == nil {
+				si.Oldest = map[string]time.Time{}
+			}
+			si.Oldest[r.Type] = v.Created
+		}
+	}
+}
+
+// widen extends [lo, hi] to t.
+func widen(lo, hi *time.Time, t time.Time) {
+	if lo.IsZero() || t.Before(*lo) {
+		*lo = t
+	}
+	if hi.IsZero() || t.After(*hi) {
+		*hi = t
+	}
+}
+
+// DecodeSegment checks data against info (length and SHA-256) and decodes
+// its records. Anything unexpected matches ErrCorrupt.
+func DecodeSegment(data []byte, info SegmentInfo) ([]Record, error) {
+	sum := sha256.Sum256(data)
+	if int64(len(data)) != info.Bytes || hex.EncodeToString(sum[:]) != info.SHA256 {
+		return nil, fmt.Errorf("%w: segment %s: %d bytes with SHA-256 %x, the root says %d bytes with %s",
+			ErrCorrupt, info.Key, len(data), sum, info.Bytes, info.SHA256)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("%w: segment %s: %v", ErrCorrupt, info.Key, err)
+	}
+	recs := make([]Record, 0, info.Records)
+	dec := json.NewDecoder(bufio.NewReader(zr))
+	for {
+		var r Record
+		err := dec.Decode(&r)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: segment %s: record %d: %v", ErrCorrupt, info.Key, len(recs)+1, err)
+		}
+		if n := len(recs); n > 0 && recs[n-1].Key() >= r.Key() {
+			return nil, fmt.Errorf("%w: segment %s: records out of order at %q", ErrCorrupt, info.Key, r.Key())
+		}
+		recs = append(recs, r)
+	}
+	if len(recs) != info.Records {
+		return nil, fmt.Errorf("%w: segment %s: %d records, the root says %d", ErrCorrupt, info.Key, len(recs), info.Records)
+	}
+	return recs, nil
+}
