@@ -188,7 +188,7 @@ func (s *Store) maybeCompact() {
 				return
 			}
 		}
-		if _, err := s.compactCatalog(ctx, true); err != nil {
+		if _, err := s.compactCatalog(ctx, compactBackground); err != nil {
 			s.log.Debug("store: background catalog compaction", "err", err)
 		}
 	})

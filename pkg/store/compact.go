@@ -63,16 +63,29 @@ type CatalogReport struct {
 // first) fails with ErrConflict and changes nothing the catalog reads.
 func (s *Store) CompactCatalog(ctx context.Context) (rep CatalogReport, err error) {
 	defer func() { s.logResult(ctx, "compact-catalog", "", err) }()
-	return s.compactCatalog(ctx, false)
+	return s.compactCatalog(ctx, compactFold)
 }
 
-// compactCatalog is CompactCatalog; in the background it gives up at once
-// when another process holds the catalog's lock.
-func (s *Store) compactCatalog(ctx context.Context, background bool) (CatalogReport, error) {
+// compactMode says how compactCatalog runs.
+type compactMode int
+
+const (
+	// compactFold folds the log, rebuilding only a catalog that is not
+	// usable.
+	compactFold compactMode = iota
+	// compactBackground is compactFold that gives up at once when another
+	// process holds the catalog's lock.
+	compactBackground
+	// compactRebuild always rebuilds from the manifests (Reconcile).
+	compactRebuild
+)
+
+// compactCatalog is CompactCatalog in the given mode.
+func (s *Store) compactCatalog(ctx context.Context, mode compactMode) (CatalogReport, error) {
 	var lease *lock.Lease
 	if s.locker != nil {
 		var err error
-		if background {
+		if mode == compactBackground {
 			lease, err = s.locker.TryAcquire(ctx, catalogLockKey)
 		} else {
 			lease, err = s.acquireCatalog(ctx)
@@ -88,7 +101,7 @@ func (s *Store) compactCatalog(ctx context.Context, background bool) (CatalogRep
 	}
 	v, err := s.openView(ctx)
 	switch {
-	case errors.Is(err, errNoCatalog) || err == nil && s.compactor.damaged.Load():
+	case errors.Is(err, errNoCatalog) || err == nil && (mode == compactRebuild || s.compactor.damaged.Load()):
 		return s.rebuildCatalog(ctx, lease, v)
 	case err != nil:
 		return CatalogReport{}, fmt.Errorf("compact the catalog: %w", err)

@@ -102,6 +102,9 @@ type ReconcileReport struct {
 	// before a reset (zero without a quota): the drift that a lost counter
 	// update left, which Apply repairs. Exact when the store is quiet.
 	UsageDrift UsageTotals
+	// Catalog is what rebuilding the catalog from the manifests did
+	// (Apply).
+	Catalog CatalogReport
 }
 
 // TagMarker is one entry of the tag index: Tag on the artifact URI
@@ -123,8 +126,9 @@ type blobRefInfo struct {
 // best-effort deletion that failed) and versions whose blob is missing. Only
 // blobs older than opts.GracePeriod are orphans. With opts.Apply each orphan
 // is checked once more against its artifact's manifest, read under the
-// artifact's lock by the write protocol, right before it is deleted, and a
-// quota's usage counter is reset to the usage the manifests add up to.
+// artifact's lock by the write protocol, right before it is deleted, a
+// quota's usage counter is reset to the usage the manifests add up to, and
+// the catalog is rebuilt from the manifests (see CompactCatalog).
 //
 // Reconcile also checks the tag index: it reports the markers missing for
 // tags of the manifests and the stale markers (confirmed against a fresh
@@ -362,6 +366,15 @@ func (s *Store) Reconcile(ctx context.Context, opts ReconcileOptions) (rep Recon
 			errs = append(errs, fmt.Errorf("reset usage counter: %w", err))
 		} else {
 			rep.UsageReset = true
+		}
+	}
+
+	// 7. The catalog, rebuilt from the manifests (compact.go).
+	if opts.Apply {
+		crep, err := s.compactCatalog(ctx, compactRebuild)
+		rep.Catalog = crep
+		if err != nil {
+			errs = append(errs, err)
 		}
 	}
 
