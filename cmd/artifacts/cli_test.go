@@ -232,6 +232,41 @@ func TestListAndSearch(t *testing.T) {
 	c.fails(exitUsage, "ls", "specA", "--spec", "specB")
 }
 
+// TestSearchPages: --limit prints a page and the --after that prints the
+// next; compact builds the catalog the pages then come from.
+func TestSearchPages(t *testing.T) {
+	t.Parallel()
+	c := newCLI(t)
+	seed(t, c)
+	all := []string{"artifact://specA/t1/diff", "artifact://specA/t1/log", "artifact://specA/t2/test", "artifact://specB/t9/log"}
+	for _, compacted := range []bool{false, true} {
+		if compacted {
+			if out := c.ok("compact").stdout; !strings.Contains(out, "4 artifacts") {
+				t.Fatalf("compact:\n%s", out)
+			}
+		}
+		var got []string
+		args := []string{"search", "--limit", "3", "--json"}
+		for pages := 0; ; pages++ {
+			r := c.ok(args...)
+			var mds []store.Metadata
+			decode(t, r.stdout, &mds)
+			got = append(got, uris(mds)...)
+			_, next, ok := strings.Cut(r.stderr, "--after ")
+			if !ok || pages > 2 {
+				break
+			}
+			args = []string{"search", "--limit", "3", "--json", "--after", strings.Fields(next)[0]}
+		}
+		if !slices.Equal(got, all) {
+			t.Fatalf("pages (compacted %v): %q, want %q", compacted, got, all)
+		}
+	}
+	c.fails(exitUsage, "search", "--limit", "-1")
+	c.fails(exitUsage, "search", "--updated-after", "soon")
+	c.fails(exitUsage, "compact", "extra")
+}
+
 func TestTags(t *testing.T) {
 	t.Parallel()
 	c := newCLI(t)

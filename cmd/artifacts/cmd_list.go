@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/necrocode/artifactstore/pkg/setup"
 	"github.com/necrocode/artifactstore/pkg/store"
@@ -42,6 +43,11 @@ a table or, with --json, as a JSON array of metadata (the library's
 store.Metadata fields: uri, task_id, spec_name, type, size, sha256,
 created_at, tags, version, metadata, ...).
 
+Results come in URI order. With --limit N, at most N are printed, and when
+more match, a line on stderr gives the --after artifact://... that prints
+the next ones (a page: searches by tag, type or time read the store's
+catalog, so a page costs about the same at any store size).
+
 ` + filterHelp,
 		run: func(ctx context.Context, a *app, c *command, args []string) error {
 			return runList(ctx, a, c, args, false)
@@ -52,11 +58,16 @@ created_at, tags, version, metadata, ...).
 func runList(ctx context.Context, a *app, c *command, args []string, positional bool) error {
 	fs := a.newFlagSet(c.name)
 	var (
-		ff     filterFlags
-		asJSON bool
+		ff                          filterFlags
+		asJSON                      bool
+		limit                       int
+		updatedAfter, updatedBefore string
 	)
 	ff.register(fs)
 	fs.BoolVar(&asJSON, "json", false, "print a JSON array of metadata")
+	fs.IntVar(&limit, "limit", 0, "print at most `N` artifacts, and the --after that prints the next ones (0: all)")
+	fs.StringVar(&updatedAfter, "updated-after", "", "changed (upload, tags, prune) at or after `TIME` (same forms as --after)")
+	fs.StringVar(&updatedBefore, "updated-before", "", "changed before `TIME` (same forms as --after)")
 	pos, err := a.parse(fs, c, args)
 	if err != nil {
 		return err
@@ -77,17 +88,38 @@ func runList(ctx context.Context, a *app, c *command, args []string, positional 
 			ff.task = task
 		}
 	}
+	// --after with an artifact URI is the cursor of a page: the results
+	// start after that artifact.
+	var page store.Page
+	if strings.HasPrefix(ff.after, store.Scheme+"://") {
+		page.After, ff.after = ff.after, ""
+	}
+	if limit < 0 {
+		return usageErrf(c.name, "--limit %d is negative", limit)
+	}
+	page.Limit = limit
 	f, err := ff.filter(c.name, a.now())
 	if err != nil {
 		return err
 	}
+	for _, u := range []struct {
+		flag, v string
+		to      *time.Time
+	}{{"updated-after", updatedAfter, &f.UpdatedAfter}, {"updated-before", updatedBefore, &f.UpdatedBefore}} {
+		if u.v == "" {
+			continue
+		}
+		if *u.to, err = parseTime(u.v, a.now()); err != nil {
+			return usageErrf(c.name, "--%s: %v", u.flag, err)
+		}
+	}
 	return a.withStore(ctx, openOpts{}, func(s *store.Store, _ *setup.Opened) error {
-		mds, err := s.Search(ctx, f)
+		mds, next, err := s.SearchPage(ctx, f, page)
 		if err != nil {
 			return err
 		}
-		if mds == nil {
-			mds = []store.Metadata{}
+		if next != "" {
+			defer fmt.Fprintf(a.stderr, "more artifacts match: add --after %s for the next %d\n", next, limit)
 		}
 		if asJSON {
 			return writeJSON(a.stdout, mds)

@@ -47,7 +47,9 @@ type usageJSON struct {
 	Total  store.UsageTotals            `json:"total"`
 	BySpec map[string]store.UsageTotals `json:"by_spec"`
 	ByType map[string]store.UsageTotals `json:"by_type"`
-	Quota  quotaJSON                    `json:"quota"`
+	// BySpecType is by spec, then by type.
+	BySpecType map[string]map[string]store.UsageTotals `json:"by_spec_type"`
+	Quota      quotaJSON                               `json:"quota"`
 }
 
 func runUsage(ctx context.Context, a *app, c *command, args []string) error {
@@ -104,7 +106,7 @@ func runUsage(ctx context.Context, a *app, c *command, args []string) error {
 		}
 		qs := quotaState(q, rep.Total.StoredBytes)
 		if asJSON {
-			return writeJSON(a.stdout, usageJSON{Total: rep.Total, BySpec: rep.BySpec, ByType: rep.ByType, Quota: qs})
+			return writeJSON(a.stdout, usageJSON{Total: rep.Total, BySpec: rep.BySpec, ByType: rep.ByType, BySpecType: rep.BySpecType, Quota: qs})
 		}
 		w := a.stdout
 		t := rep.Total
