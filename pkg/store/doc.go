@@ -19,6 +19,7 @@
 //	_usage/shard-<n>.json                  the usage counter of the quota (only with Config.Quota)
 //	_index/tags/<tag>/<spec>/<task>/<type> tag index: a zero-byte marker per tag of an artifact
 //	_index/tags-ready                      marks the tag index complete (zero bytes)
+//	_catalog/                              the catalog (see "Catalog" and package catalog)
 //
 // In a marker key, <tag> is the tag in unpadded base64url (RFC 4648 §5), so
 // that a tag holding '/', '.', ':' and the like is one key segment. The tag
@@ -79,6 +80,11 @@
 //     artifact, an upload first tries to create the manifest with an
 //     if-absent Put, saving the read; if the artifact exists after all, the
 //     protocol continues from the manifest read back.)
+//     Meanwhile the write announces itself in the catalog's log (an
+//     empty object naming the artifact and the commit id; for a small
+//     upload, Put while its content travels in step 2), which step 6
+//     waits for: no commit is sent before its entry is stored, and none
+//     more than 12 hours after (see "Catalog").
 //  5. Build the new manifest. An upload of the content, content type and
 //     metadata of the current version is an idempotent no-op; otherwise it
 //     adds a version (Config.Versioning, pruning beyond Config.MaxVersions) or
@@ -221,7 +227,10 @@
 // with RetentionConfig.ExemptTag ("retain") never expires. Expired lists the
 // expired versions; ExpiresAt tells when one version expires, and
 // ExpiringWithin lists the versions that will be expired a window from now
-// (the same rule, applied at Config.Now plus the window). CleanupExpired deletes them, each artifact under its
+// (the same rule, applied at Config.Now plus the window). Expired and
+// CleanupExpired read the catalog's segments that may hold an expired
+// version (see "Catalog"), so their cost follows the expired count, not the
+// store's size. CleanupExpired deletes them, each artifact under its
 // lock by the write protocol: a versioned artifact loses its expired
 // versions, and an artifact whose versions all expired is deleted whole. The
 // expiry is decided again on the manifest read under the lock, so a version
@@ -234,8 +243,9 @@
 //
 // # Usage and quota
 //
-// Usage adds up every version of every manifest (a full walk, exact, not a
-// snapshot), in total, by spec and by type, in original and stored bytes.
+// Usage adds up every version of every artifact, in total, by spec, by
+// type and by spec and type, in original and stored bytes: exact, not a
+// snapshot, from the catalog (a full walk of the manifests without one).
 //
 // Config.Quota.MaxBytes bounds the stored bytes (after compression: what
 // fills the bucket). An upload is checked before its transfer when its
@@ -342,9 +352,49 @@
 // failed, _index/tags-ready is written (building the index of a bucket
 // written before it existed).
 //
+// # Catalog
+//
+// The catalog (package catalog documents its objects) indexes every
+// artifact in the bucket, so that Search without a spec, Usage and the
+// retention plan (Expired, CleanupExpired) do not read every manifest: a
+// query lists the catalog's log (the artifacts written since the last
+// compaction), reads its root, the manifests of the logged artifacts
+// (the truth for them) and only the segments whose statistics (types,
+// tags, time ranges, oldest version by type) may hold an answer. Its
+// answers equal a walk of the manifests after any history of writes,
+// failures and crashes: every commit is announced in the log before it
+// can land (step 4 of "Write protocol"), and an entry leaves the log only
+// once a compaction saw its commit in the manifest and committed a root
+// that holds it.
+//
+// Stores keep it compact as they write: after a commit, with probability
+// 1/CatalogConfig.CompactEvery (512), a Store compacts it in the
+// background if no other process is (the catalog lock, then a conditional
+// Put of the root); after its first commit, a Store builds the catalog of
+// a bucket that has none. CompactCatalog (the CLI's "compact") does it
+// at once, and Reconcile with Apply rebuilds it from the manifests. A
+// compaction reads one manifest per logged artifact and rewrites the
+// segments that hold them (CatalogConfig.SegmentRecords, 2048 artifacts
+// each); it is safe to run from any number of processes and to interrupt
+// anywhere. A root, segment or log entry that is missing or damaged is
+// detected (lengths and SHA-256 in the root) and never trusted: queries
+// read the manifests, and the next compaction rebuilds the catalog. A
+// bucket without a catalog (new, or written by a version of this package
+// without one) is answered from the manifests until one is built.
+//
+// All writers of a bucket must be of a version that writes the catalog's
+// log (or the catalog must be rebuilt, by Reconcile with Apply, after
+// older writers wrote).
+//
 // # Search
 //
-// Search lists only the narrowest manifest prefix the filter allows (spec,
+// Search, SearchSeq and SearchPage (a page of Page.Limit results after
+// the cursor Page.After, an artifact URI) return results in URI order.
+// Without a spec in the filter they read the catalog (see "Catalog"): a
+// first page costs the root, a few segments and the logged manifests
+// whatever the size of the store, and the whole result set the segments
+// that may hold matches. With a spec, or without a usable catalog, Search
+// lists only the narrowest manifest prefix the filter allows (spec,
 // spec and task, or one manifest when spec, task and type are all set).
 // With tags (and a complete tag index), it lists instead the markers of
 // each tag under _index/tags/<tag>/, narrowed by spec and task, keeps the
