@@ -65,7 +65,12 @@ func newUsageReport() UsageReport {
 // does not call it; it keeps a counter (see QuotaConfig).
 func (s *Store) Usage(ctx context.Context) (rep UsageReport, err error) {
 	defer func() { s.logResult(ctx, "usage", "", err) }()
-	rep, err = s.usageFromView(ctx)
+	return s.usage(ctx)
+}
+
+// usage is Usage from the catalog, or from a walk without one.
+func (s *Store) usage(ctx context.Context) (UsageReport, error) {
+	rep, err := s.usageFromView(ctx)
 	if errors.Is(err, errNoCatalog) {
 		return s.walkUsage(ctx)
 	}
@@ -94,15 +99,15 @@ func (s *Store) walkUsage(ctx context.Context) (UsageReport, error) {
 	return rep, nil
 }
 
-// RecountUsage computes the exact usage like Usage and resets the usage
-// counter the quota check reads (see QuotaConfig) to it. Run it after a
-// crash left the counter behind, after enabling the quota on a bucket that
-// other stores wrote without one, or periodically. Writes that land during
-// the walk may be counted twice or not at all; run it when the store is
-// quiet for an exact counter.
+// RecountUsage computes the exact usage like Usage (from the catalog) and
+// resets the usage counter the quota check reads (see QuotaConfig) to it.
+// Run it after a crash left the counter behind, after enabling the quota
+// on a bucket that other stores wrote without one, or periodically. Writes
+// that land while it runs may be counted twice or not at all; run it when
+// the store is quiet for an exact counter.
 func (s *Store) RecountUsage(ctx context.Context) (rep UsageReport, err error) {
 	defer func() { s.logResult(ctx, "recount-usage", "", err) }()
-	rep, err = s.walkUsage(ctx)
+	rep, err = s.usage(ctx)
 	if err != nil {
 		return UsageReport{}, err
 	}
