@@ -60,7 +60,8 @@ type CatalogReport struct {
 // processes at once and to interrupt at any point.
 //
 // A compaction that loses the race for the root (another one committed
-// first) fails with ErrConflict and changes nothing the catalog reads.
+// first) changes nothing the catalog reads and starts over, up to 5
+// times; then it fails with ErrConflict.
 func (s *Store) CompactCatalog(ctx context.Context) (rep CatalogReport, err error) {
 	defer func() { s.logResult(ctx, "compact-catalog", "", err) }()
 	return s.compactCatalog(ctx, compactFold)
@@ -80,8 +81,25 @@ const (
 	compactRebuild
 )
 
-// compactCatalog is CompactCatalog in the given mode.
+// compactAttempts bounds how often a compaction that is not in the
+// background starts over after losing the root to another one.
+const compactAttempts = 5
+
+// compactCatalog is CompactCatalog in the given mode. Outside the
+// background, a compaction that lost the root to another one (without
+// locking, or after a lost lease) starts over on the new root.
 func (s *Store) compactCatalog(ctx context.Context, mode compactMode) (CatalogReport, error) {
+	for attempt := 1; ; attempt++ {
+		rep, err := s.compactOnce(ctx, mode)
+		if mode == compactBackground || !errors.Is(err, ErrConflict) || attempt >= compactAttempts || ctx.Err() != nil {
+			return rep, err
+		}
+		s.log.Debug("store: catalog compaction lost the root to another one, starting over", "attempt", attempt, "err", err)
+	}
+}
+
+// compactOnce is one attempt of compactCatalog.
+func (s *Store) compactOnce(ctx context.Context, mode compactMode) (CatalogReport, error) {
 	var lease *lock.Lease
 	if s.locker != nil {
 		var err error
