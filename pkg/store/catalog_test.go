@@ -300,3 +300,26 @@ func versionURIs(mds []Metadata) []string {
 	}
 	return out
 }
+
+// TestCompactStartsOverAfterLosingTheRoot: without locks, a compaction
+// whose root Put loses to another compaction starts over on the new root.
+func TestCompactStartsOverAfterLosingTheRoot(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, memEnv(), Config{DisableLocking: true}, nil)
+	populate(t, f.s, 1, 3)
+	fb := backendtest.NewFaulty(f.b)
+	other := newFixtureOn(t, f.b, nil, Config{DisableLocking: true}, nil).s
+	s := newFixtureOn(t, fb, nil, Config{DisableLocking: true}, nil).s
+	fb.Inject(backendtest.Fault{Op: backendtest.OpPut, KeyPrefix: catalog.RootKey, Times: 1, Hook: func(context.Context, backendtest.Op, string) {
+		mustUpload(t, other, "artifact://late/t/log", []byte("x"), UploadOptions{})
+		if _, err := other.CompactCatalog(ctx); err != nil {
+			t.Errorf("the other compaction: %v", err)
+		}
+	}})
+	// The other one built the catalog with every artifact and folded the
+	// whole log: starting over finds nothing left to do.
+	rep, err := s.CompactCatalog(ctx)
+	if err != nil || rep.Generation != 1 || rep.Artifacts != 10 || rep.Folded != 0 {
+		t.Fatalf("compaction that lost the root once: %+v, %v", rep, err)
+	}
+}

@@ -145,7 +145,7 @@ func (s *Store) acquireCatalog(ctx context.Context) (*lock.Lease, error) {
 // foldLog rewrites the segments that hold the artifacts of v's log and
 // commits the new root.
 func (s *Store) foldLog(ctx context.Context, lease *lock.Lease, v *catalogView) (CatalogReport, error) {
-	rep := CatalogReport{Generation: v.root.Generation, Segments: len(v.root.Segments)}
+	rep := CatalogReport{Generation: v.root.Generation, Segments: len(v.root.Segments), Artifacts: artifactsIn(v.root)}
 	if len(v.dirtyKeys) == 0 {
 		return rep, nil
 	}
