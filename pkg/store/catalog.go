@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -164,6 +165,8 @@ type compactor struct {
 	running   atomic.Bool
 	committed atomic.Bool // the Store has committed once
 	damaged   atomic.Bool // a query found the catalog damaged: rebuild it
+	mu        sync.Mutex  // orders starts with Close
+	closing   bool        // Close was called: start no more
 	ctx       context.Context
 	cancel    context.CancelFunc
 }
@@ -178,6 +181,12 @@ func (s *Store) maybeCompact() {
 	}
 	first := s.compactor.committed.CompareAndSwap(false, true)
 	if !first && rand.IntN(every) != 0 || !s.compactor.running.CompareAndSwap(false, true) {
+		return
+	}
+	s.compactor.mu.Lock()
+	defer s.compactor.mu.Unlock()
+	if s.compactor.closing {
+		s.compactor.running.Store(false)
 		return
 	}
 	s.background.Go(func() {

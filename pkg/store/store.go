@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/oklog/ulid/v2"
 
@@ -101,16 +102,34 @@ func New(ctx context.Context, b backend.Backend, l lock.Locker, cfg Config) (*St
 
 // Close marks the store closed: every later call that would reach the
 // backend or the locker fails with an error matching ErrClosed. Calls in
-// flight go on; a background compaction of the catalog is cancelled, and
-// Close waits for it to stop. The backend and the locker are the
+// flight go on. A background compaction of the catalog gets up to 5
+// seconds to finish (so that a short-lived process builds the catalog of
+// a small bucket) before it is cancelled; Close returns once it stopped. The backend and the locker are the
 // caller's and stay open (setup.Opened.Close closes those it opened).
 // Close is idempotent and always returns nil.
 func (s *Store) Close() error {
+	s.compactor.mu.Lock()
+	s.compactor.closing = true
+	s.compactor.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.background.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(closeGrace):
+		s.compactor.cancel()
+		<-done
+	}
 	s.b.(*closeGuard).closed.Store(true)
 	s.compactor.cancel()
-	s.background.Wait()
 	return nil
 }
+
+// closeGrace is how long Close lets a background compaction finish before
+// it cancels it.
+const closeGrace = 5 * time.Second
 
 // closeGuard fails every call once the Store is closed.
 type closeGuard struct {
