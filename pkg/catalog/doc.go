@@ -15,11 +15,13 @@
 //	_catalog/segments/<ulid>.jsonl.gz                a segment (immutable)
 //	_catalog/log/<spec>/<task>/<type>/<commit id>    a log entry (empty, immutable)
 //
-// A segment is gzip-compressed JSON lines, one Record per line, sorted by
+// A segment is gzip-compressed JSON lines, two per Record, sorted by
 // artifact key (<spec>/<task>/<type>, which orders like the artifact URI):
-// the artifact's tags, creation and update times, its versions' numbers,
-// creation times and sizes, and its whole manifest (as package store
-// encodes it, without the commit history). `zcat segment | jq` reads it.
+// first the record (the artifact's names, tags, creation and update times,
+// its versions' numbers, creation times and sizes), then its whole
+// manifest (as package store encodes it, without the commit history), so
+// that a query decodes the manifests of the records it keeps only.
+// `zcat segment | jq` reads it.
 //
 // The root (Root) lists the segments in key order, each with its length,
 // SHA-256, first and last keys and statistics (records by type and by tag,

@@ -23,8 +23,10 @@ type Record struct {
 	Current time.Time `json:"current"`
 	// Versions are the artifact's versions, oldest first.
 	Versions []Version `json:"versions"`
-	// Manifest is the artifact's manifest as the store encodes it.
-	Manifest json.RawMessage `json:"manifest"`
+	// Manifest is the artifact's manifest as the store encodes it (one
+	// line of JSON). A segment holds it on the line after the record's, so
+	// that a query decodes only the manifests of the records it keeps.
+	Manifest json.RawMessage `json:"-"`
 }
 
 // Version is one version of a Record: its number, creation time and sizes.

@@ -68,7 +68,8 @@ func (si *SegmentInfo) MayHaveTags(tags []string) bool {
 }
 
 // EncodeSegment encodes recs (sorted by key, without duplicates) as a
-// segment object: one JSON record per line, gzip-compressed. It returns
+// segment object, gzip-compressed JSON lines: for each record, a line with
+// the record and a line with its manifest. It returns
 // the object and its SegmentInfo, Key left empty for the caller.
 func EncodeSegment(recs []Record, exemptTag string) ([]byte, SegmentInfo, error) {
 	var buf bytes.Buffer
@@ -85,6 +86,12 @@ func EncodeSegment(recs []Record, exemptTag string) ([]byte, SegmentInfo, error)
 		}
 		if err := enc.Encode(r); err != nil {
 			return nil, SegmentInfo{}, fmt.Errorf("catalog: encode record %q: %w", r.Key(), err)
+		}
+		if len(r.Manifest) == 0 || bytes.IndexByte(r.Manifest, '\n') >= 0 || !json.Valid(r.Manifest) {
+			return nil, SegmentInfo{}, fmt.Errorf("catalog: record %q: the manifest is not one line of JSON", r.Key())
+		}
+		if _, err := zw.Write(append(r.Manifest, '\n')); err != nil {
+			return nil, SegmentInfo{}, err
 		}
 		info.add(r, exemptTag)
 	}
@@ -133,6 +140,19 @@ func widen(lo, hi *time.Time, t time.Time) {
 	}
 }
 
+// readLine returns the next line of br without its newline (a copy); a
+// last line without one ends with io.EOF.
+func readLine(br *bufio.Reader) ([]byte, error) {
+	line, err := br.ReadBytes('\n')
+	if err == nil {
+		return line[:len(line)-1], nil
+	}
+	if errors.Is(err, io.EOF) && len(line) > 0 {
+		return nil, io.ErrUnexpectedEOF
+	}
+	return line, err
+}
+
 // DecodeSegment checks data against info (length and SHA-256) and decodes
 // its records. Anything unexpected matches ErrCorrupt.
 func DecodeSegment(data []byte, info SegmentInfo) ([]Record, error) {
@@ -146,12 +166,18 @@ func DecodeSegment(data []byte, info SegmentInfo) ([]Record, error) {
 		return nil, fmt.Errorf("%w: segment %s: %v", ErrCorrupt, info.Key, err)
 	}
 	recs := make([]Record, 0, info.Records)
-	dec := json.NewDecoder(bufio.NewReader(zr))
+	br := bufio.NewReaderSize(zr, 64<<10)
 	for {
-		var r Record
-		err := dec.Decode(&r)
-		if errors.Is(err, io.EOF) {
+		line, err := readLine(br)
+		if errors.Is(err, io.EOF) && len(line) == 0 {
 			break
+		}
+		var r Record
+		if err == nil {
+			err = json.Unmarshal(line, &r)
+		}
+		if err == nil {
+			r.Manifest, err = readLine(br)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: segment %s: record %d: %v", ErrCorrupt, info.Key, len(recs)+1, err)

@@ -323,3 +323,29 @@ func TestCompactStartsOverAfterLosingTheRoot(t *testing.T) {
 		t.Fatalf("compaction that lost the root once: %+v, %v", rep, err)
 	}
 }
+
+// TestBackgroundCompaction: a Store builds the catalog after its first
+// commit into a bucket without one, and compacts as it writes; Close waits
+// for the compaction it started.
+func TestBackgroundCompaction(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, memEnv(), Config{Catalog: CatalogConfig{CompactEvery: 1}}, nil)
+	for i := range 5 {
+		mustUpload(t, f.s, fmt.Sprintf("artifact://s/t%d/log", i), []byte("x"), UploadOptions{})
+	}
+	if err := f.s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.b.Stat(ctx, catalog.RootKey); err != nil {
+		t.Fatalf("no catalog after background compactions: %v", err)
+	}
+	fresh := newFixtureOn(t, f.b, f.locker, Config{}, nil).s
+	v, err := fresh.openView(ctx)
+	if err != nil || artifactsIn(v.root)+int64(len(v.dirtyKeys)) < 5 {
+		t.Fatalf("catalog after background compactions: %v", err)
+	}
+	mds, err := fresh.Search(ctx, Filter{Type: "log"})
+	if err != nil || len(mds) != 5 {
+		t.Fatalf("search: %d, %v", len(mds), err)
+	}
+}

@@ -272,7 +272,7 @@ func (s *Store) walk(ctx context.Context, v *catalogView, after string, read fun
 		}()
 		return ri
 	}
-	const ahead = 4
+	const ahead = 2 // segments read ahead of fn
 	var queue []*rangeItems
 	for next := 0; len(queue) > 0 || next < len(todo); {
 		for len(queue) < ahead && next < len(todo) {
