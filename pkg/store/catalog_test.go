@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -57,8 +58,13 @@ func scanSearch(t *testing.T, s *Store, f Filter) []string {
 // scanExpired is what Expired answers by reading every manifest.
 func scanExpired(t *testing.T, s *Store, f Filter) []string {
 	t.Helper()
-	var out []string
+	var (
+		mu  sync.Mutex
+		out []string
+	)
 	err := s.forEachManifest(context.Background(), manifestRoot, f.matchURI, func(ctx context.Context, r record) error {
+		mu.Lock()
+		defer mu.Unlock()
 		for _, v := range s.expiredIn(scope{f}, r.m, s.cfg.Now()) {
 			out = append(out, r.m.artifactURI().WithVersion(v.Version).String())
 		}

@@ -339,7 +339,7 @@ func TestCommitSafetyLostReplyUpload(t *testing.T) {
 				nextErr error
 			)
 			h.onAfter(func(_ context.Context, op backendtest.Op, key string, err error) error {
-				if !fired && csIsWrite(op) && strings.HasPrefix(key, manifestRoot) && errors.Is(err, backendtest.ErrInjected) {
+				if csIsWrite(op) && strings.HasPrefix(key, manifestRoot) && errors.Is(err, backendtest.ErrInjected) && !fired {
 					fired = true
 					if locked {
 						if _, ferr := l.ForceUnlock(context.Background(), lockKey(u)); ferr != nil {
@@ -400,7 +400,7 @@ func TestCommitSafetyLostReplyVersionDelete(t *testing.T) {
 				nextErr error
 			)
 			h.onAfter(func(_ context.Context, op backendtest.Op, key string, err error) error {
-				if !fired && csIsWrite(op) && strings.HasPrefix(key, manifestRoot) && errors.Is(err, backendtest.ErrInjected) {
+				if csIsWrite(op) && strings.HasPrefix(key, manifestRoot) && errors.Is(err, backendtest.ErrInjected) && !fired {
 					fired = true
 					if l != nil {
 						if _, ferr := l.ForceUnlock(context.Background(), lockKey(u)); ferr != nil {
@@ -470,10 +470,10 @@ func TestCommitSafetyLostReplyArtifactDelete(t *testing.T) {
 				nextErr       error
 			)
 			h.onAfter(func(_ context.Context, op backendtest.Op, key string, err error) error {
-				if fired && op == backendtest.OpGet && key == manifestKey(u) && err == nil {
+				if op == backendtest.OpGet && key == manifestKey(u) && err == nil && fired {
 					reread = true // read after the later upload was acknowledged
 				}
-				if !fired && csIsWrite(op) && strings.HasPrefix(key, manifestRoot) && errors.Is(err, backendtest.ErrInjected) {
+				if csIsWrite(op) && strings.HasPrefix(key, manifestRoot) && errors.Is(err, backendtest.ErrInjected) && !fired {
 					fired = true
 					if l != nil {
 						if _, ferr := l.ForceUnlock(context.Background(), lockKey(u)); ferr != nil {
@@ -645,10 +645,10 @@ func TestCommitSafetyStaleDelete(t *testing.T) {
 				nextErr       error
 			)
 			h.onAfter(func(_ context.Context, op backendtest.Op, key string, err error) error {
-				if fired && op == backendtest.OpGet && key == manifestKey(u) && err == nil {
+				if op == backendtest.OpGet && key == manifestKey(u) && err == nil && fired {
 					reread = true // read after the fresh upload was acknowledged
 				}
-				if !fired && op == backendtest.OpGet && key == manifestKey(u) && err == nil {
+				if op == backendtest.OpGet && key == manifestKey(u) && err == nil && !fired {
 					fired = true
 					if l != nil {
 						if _, ferr := l.ForceUnlock(context.Background(), lockKey(u)); ferr != nil {
@@ -949,7 +949,7 @@ func TestCommitSafetyQuotaLandedCommitCounted(t *testing.T) {
 	const uri = "artifact://s/a/log"
 	fired := false
 	h.onAfter(func(_ context.Context, op backendtest.Op, key string, err error) error {
-		if !fired && op == backendtest.OpPut && strings.HasPrefix(key, manifestRoot) && errors.Is(err, backendtest.ErrInjected) {
+		if op == backendtest.OpPut && strings.HasPrefix(key, manifestRoot) && errors.Is(err, backendtest.ErrInjected) && !fired {
 			fired = true
 			// The read-back fails too, through every retry.
 			fb.Inject(backendtest.Fault{Op: backendtest.OpGet, KeyPrefix: manifestRoot, Times: backend.DefaultMaxRetries + 1, Err: backendtest.Transient("read-back fails")})
