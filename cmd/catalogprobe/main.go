@@ -73,8 +73,8 @@ func run(sizeList string, workers int) error {
 		return err
 	}
 	defer writer.Close()
-	open := func() (*store.Store, error) { // a cold Store: nothing cached
-		return store.New(ctx, be, nil, store.Config{DisableLocking: true, Now: func() time.Time { return end }, ListConcurrency: 64})
+	open := func(now time.Time) (*store.Store, error) { // a cold Store: nothing cached
+		return store.New(ctx, be, nil, store.Config{DisableLocking: true, Now: func() time.Time { return now }, ListConcurrency: 64})
 	}
 	fmt.Printf("catalogprobe: versitygw at %s, %d CPUs, load %s\n", srv.Endpoint, runtime.NumCPU(), loadavg())
 	done := 0
@@ -92,11 +92,12 @@ func run(sizeList string, workers int) error {
 		fmt.Printf("\n== %d artifacts (populated %d in %v; final compaction %v: %+v), load %s\n",
 			n, n-done, pop.Round(time.Second), time.Since(start).Round(time.Millisecond), rep, loadavg())
 		done = n
-		s, err := open()
+		now := clk.Now()
+		s, err := open(now)
 		if err != nil {
 			return err
 		}
-		if err := measure(ctx, s, end); err != nil {
+		if err := measure(ctx, s, now); err != nil {
 			return err
 		}
 		s.Close()

@@ -37,6 +37,11 @@ func TestSegmentRoundTrip(t *testing.T) {
 	if err != nil || len(got) != 3 || got[2].Key() != "b/t1/log" || !slices.Equal(got[2].Tags, []string{"x", "y"}) {
 		t.Fatalf("decode: %v, %v", got, err)
 	}
+	// Matching decodes only the records whose line holds every needle.
+	some, err := DecodeSegmentMatching(data, info, []Needle{TagNeedle("x"), TypeNeedle("log")})
+	if err != nil || len(some) != 1 || some[0].Key() != "b/t1/log" || string(some[0].Manifest) != string(recs[2].Manifest) {
+		t.Fatalf("matching decode: %v, %v", some, err)
+	}
 	// Any change to the object is caught.
 	bad := slices.Clone(data)
 	bad[len(bad)/2] ^= 1

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 )
 
@@ -156,6 +157,30 @@ func readLine(br *bufio.Reader) ([]byte, error) {
 // DecodeSegment checks data against info (length and SHA-256) and decodes
 // its records. Anything unexpected matches ErrCorrupt.
 func DecodeSegment(data []byte, info SegmentInfo) ([]Record, error) {
+	return DecodeSegmentMatching(data, info, nil)
+}
+
+// Needle is what a record's JSON line must contain to possibly match a
+// filter: a tag (TagNeedle) or a type (TypeNeedle).
+type Needle []byte
+
+// TagNeedle is the needle of a record carrying tag.
+func TagNeedle(tag string) Needle {
+	b, _ := json.Marshal(tag) // a string always encodes
+	return b
+}
+
+// TypeNeedle is the needle of a record of type typ.
+func TypeNeedle(typ string) Needle {
+	b, _ := json.Marshal(typ)
+	return append([]byte(`"type":`), b...)
+}
+
+// DecodeSegmentMatching is DecodeSegment that decodes only the records
+// whose line contains every needle (a cheap test that may keep records a
+// filter rejects, never the reverse), with their manifests; the others
+// are counted and skipped.
+func DecodeSegmentMatching(data []byte, info SegmentInfo, needles []Needle) ([]Record, error) {
 	sum := sha256.Sum256(data)
 	if int64(len(data)) != info.Bytes || hex.EncodeToString(sum[:]) != info.SHA256 {
 		return nil, fmt.Errorf("%w: segment %s: %d bytes with SHA-256 %x, the root says %d bytes with %s",
@@ -165,30 +190,37 @@ func DecodeSegment(data []byte, info SegmentInfo) ([]Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: segment %s: %v", ErrCorrupt, info.Key, err)
 	}
-	recs := make([]Record, 0, info.Records)
+	var recs []Record
 	br := bufio.NewReaderSize(zr, 64<<10)
-	for {
+	n := 0
+	for ; ; n++ {
 		line, err := readLine(br)
 		if errors.Is(err, io.EOF) && len(line) == 0 {
 			break
 		}
+		keep := err == nil && slices.IndexFunc(needles, func(nd Needle) bool { return !bytes.Contains(line, nd) }) < 0
 		var r Record
-		if err == nil {
+		if keep {
 			err = json.Unmarshal(line, &r)
 		}
+		manifest, merr := readLine(br)
 		if err == nil {
-			r.Manifest, err = readLine(br)
+			err = merr
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: segment %s: record %d: %v", ErrCorrupt, info.Key, len(recs)+1, err)
+			return nil, fmt.Errorf("%w: segment %s: record %d: %v", ErrCorrupt, info.Key, n+1, err)
 		}
-		if n := len(recs); n > 0 && recs[n-1].Key() >= r.Key() {
+		if !keep {
+			continue
+		}
+		if k := len(recs); k > 0 && recs[k-1].Key() >= r.Key() {
 			return nil, fmt.Errorf("%w: segment %s: records out of order at %q", ErrCorrupt, info.Key, r.Key())
 		}
+		r.Manifest = manifest
 		recs = append(recs, r)
 	}
-	if len(recs) != info.Records {
-		return nil, fmt.Errorf("%w: segment %s: %d records, the root says %d", ErrCorrupt, info.Key, len(recs), info.Records)
+	if n != info.Records {
+		return nil, fmt.Errorf("%w: segment %s: %d records, the root says %d", ErrCorrupt, info.Key, n, info.Records)
 	}
 	return recs, nil
 }

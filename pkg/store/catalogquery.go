@@ -96,7 +96,7 @@ func (s *Store) search(ctx context.Context, f Filter, p Page, yield func(Metadat
 	}
 	if f.Spec == "" {
 		err := s.withView(ctx, func(v *catalogView) error {
-			return s.walk(ctx, v, after, f.maySegment, f.matchRecord, func(it *item) (bool, error) {
+			return s.walk(ctx, v, after, f.maySegment, f.needles(), f.matchRecord, func(it *item) (bool, error) {
 				m, err := it.manifest()
 				if err != nil {
 					return false, err
@@ -199,7 +199,7 @@ func (s *Store) forEachExpired(ctx context.Context, f Filter, now time.Time, fn 
 			return f.matchURI(URI{Spec: r.Spec, Task: r.Task, Type: r.Type}) && period != RetainForever &&
 				slices.ContainsFunc(r.Versions, func(v catalog.Version) bool { return now.After(v.Created.Add(period)) })
 		}
-		err := s.walk(ctx, v, after, mayExpire, recMayExpire, func(it *item) (bool, error) {
+		err := s.walk(ctx, v, after, mayExpire, f.needles(), recMayExpire, func(it *item) (bool, error) {
 			after = it.key // a walk started again on a new view resumes here
 			m, err := it.manifest()
 			if err != nil {

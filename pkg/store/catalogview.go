@@ -170,9 +170,10 @@ func (s *Store) catalogDamaged(why string) {
 // maxRootBytes bounds the root read.
 const maxRootBytes = 256 << 20
 
-// readSegment reads and checks one segment. A missing segment matches
+// readSegment reads and checks one segment, decoding only the records
+// that hold every needle (all without needles). A missing segment matches
 // errSegmentGone; a corrupt one catalog.ErrCorrupt (and errNoCatalog).
-func (s *Store) readSegment(ctx context.Context, si *catalog.SegmentInfo) ([]catalog.Record, error) {
+func (s *Store) readSegment(ctx context.Context, si *catalog.SegmentInfo, needles ...catalog.Needle) ([]catalog.Record, error) {
 	rc, _, err := s.b.Get(ctx, si.Key)
 	if errors.Is(err, backend.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %s", errSegmentGone, si.Key)
@@ -185,7 +186,7 @@ func (s *Store) readSegment(ctx context.Context, si *catalog.SegmentInfo) ([]cat
 	if _, err := io.Copy(&buf, io.LimitReader(rc, si.Bytes+1)); err != nil {
 		return nil, fmt.Errorf("read catalog segment %s: %w", si.Key, err)
 	}
-	recs, err := catalog.DecodeSegment(buf.Bytes(), *si)
+	recs, err := catalog.DecodeSegmentMatching(buf.Bytes(), *si, needles)
 	if err != nil {
 		s.catalogDamaged(err.Error())
 		return nil, fmt.Errorf("%w: %w", errNoCatalog, err)
@@ -214,11 +215,11 @@ func (it *item) manifest() (*manifest, error) {
 }
 
 // walk calls fn for every artifact of v after the key after, in key order,
-// whose segment read(si) accepts (read nil accepts all) and that keep
-// accepts, until fn returns false. Artifacts in the log are taken from
-// their manifests whatever read says. Segments are read a few at a time
-// ahead of fn.
-func (s *Store) walk(ctx context.Context, v *catalogView, after string, read func(si *catalog.SegmentInfo) bool, keep func(r *catalog.Record) bool, fn func(it *item) (bool, error)) error {
+// whose segment read(si) accepts (read nil accepts all), whose record line
+// holds every needle and that keep accepts, until fn returns false.
+// Artifacts in the log are taken from their manifests whatever read and
+// the needles say. Segments are read a few at a time ahead of fn.
+func (s *Store) walk(ctx context.Context, v *catalogView, after string, read func(si *catalog.SegmentInfo) bool, needles []catalog.Needle, keep func(r *catalog.Record) bool, fn func(it *item) (bool, error)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type rangeItems struct {
@@ -244,7 +245,7 @@ func (s *Store) walk(ctx context.Context, v *catalogView, after string, read fun
 			if i < len(v.root.Segments) {
 				si := &v.root.Segments[i]
 				if read == nil || read(si) {
-					recs, err := s.readSegment(ctx, si)
+					recs, err := s.readSegment(ctx, si, needles...)
 					if err != nil {
 						ri.err = err
 						return
@@ -332,6 +333,18 @@ func (f Filter) matchRecord(r *catalog.Record) bool {
 		}
 	}
 	return inRange(r.Current, f.CreatedAfter, f.CreatedBefore) && inRange(r.Updated, f.UpdatedAfter, f.UpdatedBefore)
+}
+
+// needles are what a matching record's catalog line must contain.
+func (f Filter) needles() []catalog.Needle {
+	var out []catalog.Needle
+	for _, t := range f.Tags {
+		out = append(out, catalog.TagNeedle(t))
+	}
+	if f.Type != "" {
+		out = append(out, catalog.TypeNeedle(f.Type))
+	}
+	return out
 }
 
 // maySegment reports whether a segment may hold an artifact that passes
