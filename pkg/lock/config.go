@@ -8,11 +8,14 @@ import (
 
 // Defaults of Config, applied by WithDefaults to zero fields.
 const (
-	DefaultTimeout          = 30 * time.Second
-	DefaultRetryInterval    = 100 * time.Millisecond
-	DefaultMaxRetryInterval = 2 * time.Second
-	DefaultExpiry           = 30 * time.Second
-	DefaultKeyPrefix        = "artifactstore:lock:"
+	DefaultTimeout = 30 * time.Second
+	// DefaultUnavailableTimeout is redislock's default dial timeout: an
+	// unreachable lock service fails about as fast as one dial.
+	DefaultUnavailableTimeout = 2 * time.Second
+	DefaultRetryInterval      = 100 * time.Millisecond
+	DefaultMaxRetryInterval   = 2 * time.Second
+	DefaultExpiry             = 30 * time.Second
+	DefaultKeyPrefix          = "artifactstore:lock:"
 )
 
 // Config holds the settings every Locker shares. The zero value of each
@@ -20,6 +23,15 @@ const (
 type Config struct {
 	// Timeout bounds how long Acquire waits. Default 30s.
 	Timeout time.Duration
+	// UnavailableTimeout bounds how long Acquire keeps retrying while the
+	// lock service is unavailable (attempts failing with ErrUnavailable:
+	// nothing listening, too few masters for a quorum): once attempts have
+	// failed that way for this long in a row, Acquire gives up with an
+	// error matching ErrTimeout and ErrUnavailable instead of waiting for
+	// Timeout. A restart shorter than it goes unnoticed; a service that is
+	// down fails fast. Timeout still bounds the whole wait. Default 2s
+	// (package setup uses the Redis dial timeout).
+	UnavailableTimeout time.Duration
 	// RetryInterval is the ceiling of the first backoff delay between
 	// attempts; later ceilings double up to MaxRetryInterval and each delay
 	// is drawn uniformly below its ceiling (full jitter). Default 100ms.
@@ -48,6 +60,9 @@ func (c Config) WithDefaults() Config {
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
 	}
+	if c.UnavailableTimeout == 0 {
+		c.UnavailableTimeout = DefaultUnavailableTimeout
+	}
 	if c.RetryInterval == 0 {
 		c.RetryInterval = DefaultRetryInterval
 	}
@@ -75,6 +90,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.Timeout < 0:
 		return fmt.Errorf("lock config: Timeout %v is negative", c.Timeout)
+	case c.UnavailableTimeout < 0:
+		return fmt.Errorf("lock config: UnavailableTimeout %v is negative", c.UnavailableTimeout)
 	case c.RetryInterval < 0:
 		return fmt.Errorf("lock config: RetryInterval %v is negative", c.RetryInterval)
 	case c.MaxRetryInterval < c.RetryInterval:

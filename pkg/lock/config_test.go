@@ -16,22 +16,22 @@ func TestConfigWithDefaults(t *testing.T) {
 		want lock.Config
 	}{
 		{"zero", lock.Config{}, lock.Config{
-			Timeout: 30 * time.Second, RetryInterval: 100 * time.Millisecond, MaxRetryInterval: 2 * time.Second,
+			Timeout: 30 * time.Second, UnavailableTimeout: 2 * time.Second, RetryInterval: 100 * time.Millisecond, MaxRetryInterval: 2 * time.Second,
 			Expiry: 30 * time.Second, RefreshInterval: 10 * time.Second, KeyPrefix: "artifactstore:lock:",
 		}},
 		{"refreshFollowsExpiry", lock.Config{Expiry: 3 * time.Second}, lock.Config{
-			Timeout: 30 * time.Second, RetryInterval: 100 * time.Millisecond, MaxRetryInterval: 2 * time.Second,
+			Timeout: 30 * time.Second, UnavailableTimeout: 2 * time.Second, RetryInterval: 100 * time.Millisecond, MaxRetryInterval: 2 * time.Second,
 			Expiry: 3 * time.Second, RefreshInterval: time.Second, KeyPrefix: "artifactstore:lock:",
 		}},
 		{"maxFollowsLargeRetry", lock.Config{RetryInterval: 5 * time.Second}, lock.Config{
-			Timeout: 30 * time.Second, RetryInterval: 5 * time.Second, MaxRetryInterval: 5 * time.Second,
+			Timeout: 30 * time.Second, UnavailableTimeout: 2 * time.Second, RetryInterval: 5 * time.Second, MaxRetryInterval: 5 * time.Second,
 			Expiry: 30 * time.Second, RefreshInterval: 10 * time.Second, KeyPrefix: "artifactstore:lock:",
 		}},
 		{"setFieldsKept", lock.Config{
-			Timeout: time.Second, RetryInterval: time.Millisecond, MaxRetryInterval: time.Minute,
+			Timeout: time.Second, UnavailableTimeout: time.Minute, RetryInterval: time.Millisecond, MaxRetryInterval: time.Minute,
 			Expiry: time.Hour, RefreshInterval: time.Minute, DisableAutoRefresh: true, KeyPrefix: "p:", Logger: logger,
 		}, lock.Config{
-			Timeout: time.Second, RetryInterval: time.Millisecond, MaxRetryInterval: time.Minute,
+			Timeout: time.Second, UnavailableTimeout: time.Minute, RetryInterval: time.Millisecond, MaxRetryInterval: time.Minute,
 			Expiry: time.Hour, RefreshInterval: time.Minute, DisableAutoRefresh: true, KeyPrefix: "p:", Logger: logger,
 		}},
 	}
@@ -60,6 +60,7 @@ func TestConfigValidate(t *testing.T) {
 		{"zero", lock.Config{}, true},
 		{"short", lock.Config{Expiry: time.Millisecond * 3, RefreshInterval: time.Millisecond}, true},
 		{"negativeTimeout", lock.Config{Timeout: -1}, false},
+		{"negativeUnavailableTimeout", lock.Config{UnavailableTimeout: -1}, false},
 		{"negativeRetry", lock.Config{RetryInterval: -1}, false},
 		{"maxBelowRetry", lock.Config{RetryInterval: time.Second, MaxRetryInterval: time.Millisecond}, false},
 		{"negativeExpiry", lock.Config{Expiry: -time.Second}, false},

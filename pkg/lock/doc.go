@@ -21,8 +21,19 @@
 // ErrLocked (TryAcquire on a held key), ErrTimeout (Acquire gave up; also
 // matches ctx.Err() when the context ended the wait, and ErrUnavailable when
 // the servers could not be reached), ErrLeaseLost (expired, broken, taken
-// over), ErrNotHeld (already released), ErrUnavailable, ErrInvalidKey and
-// ErrClosed, all matched with errors.Is.
+// over), ErrNotHeld (already released), ErrUnavailable, ErrPermissionDenied
+// (the service refused the credentials; the same value as
+// backend.ErrPermissionDenied), ErrInvalidKey and ErrClosed, all matched
+// with errors.Is.
+//
+// # Failing fast
+//
+// Acquire waits up to Config.Timeout for a holder to release, but not for
+// a lock service that is down: once its attempts have failed with
+// ErrUnavailable for Config.UnavailableTimeout in a row (2s by default) it
+// gives up with an error matching ErrTimeout and ErrUnavailable, and a
+// refused password or ACL (ErrPermissionDenied) ends it at the first
+// attempt.
 //
 // # Concurrency
 //

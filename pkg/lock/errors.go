@@ -1,6 +1,10 @@
 package lock
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/necrocode/artifactstore/pkg/backend"
+)
 
 // Sentinel errors of the lock contract, matched with errors.Is. Underlying
 // causes (a Redis error, an OS error) stay in the chain.
@@ -19,6 +23,12 @@ var (
 	// ErrUnavailable: the lock servers could not be reached, or too few of
 	// them answered to form a quorum; nothing was granted.
 	ErrUnavailable = errors.New("lock service unavailable")
+	// ErrPermissionDenied: the lock service refused the credentials (a
+	// wrong password, an unknown ACL user, an ACL that forbids the lock's
+	// commands). Retrying cannot help, so Acquire fails at once. The same
+	// value as backend.ErrPermissionDenied and store.ErrPermissionDenied,
+	// so one errors.Is check covers storage and lock credentials.
+	ErrPermissionDenied = backend.ErrPermissionDenied
 	// ErrInvalidKey: the key is empty, too long or not valid UTF-8.
 	ErrInvalidKey = errors.New("invalid lock key")
 	// ErrClosed: the locker was closed.

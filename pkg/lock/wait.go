@@ -25,15 +25,22 @@ type WakeFunc func() <-chan struct{}
 // early when wake's channel fires. It gives up after cfg.Timeout or when ctx
 // ends, with an error that matches ErrTimeout and also ctx.Err() (when the
 // caller's context ended the wait) and the last refused attempt's error
-// (ErrLocked or ErrUnavailable). A context that has already ended grants
-// nothing: try is not called. Any other error from try ends the wait at once
-// and is returned as is.
+// (ErrLocked or ErrUnavailable). When attempts have failed with
+// ErrUnavailable for cfg.UnavailableTimeout in a row (measured from the
+// start of the first of them), it gives up early with an error matching
+// ErrTimeout and that attempt's error. A context that has already ended
+// grants nothing: try is not called. Any other error from try, and one
+// matching ErrPermissionDenied (even with ErrUnavailable), ends the wait at
+// once and is returned as is.
 func Wait(ctx context.Context, cfg Config, key string, try TryFunc, wake WakeFunc) (*Lease, error) {
 	cfg = cfg.WithDefaults()
 	wctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	policy := backoff.Policy{Initial: cfg.RetryInterval, Max: cfg.MaxRetryInterval}
-	var last error // the last ErrLocked or ErrUnavailable
+	var (
+		last             error     // the last ErrLocked or ErrUnavailable
+		unavailableSince time.Time // start of the first of the failing attempts in a row
+	)
 	for attempt := 0; ; attempt++ {
 		if wctx.Err() != nil {
 			return nil, timeoutError(ctx, key, cfg.Timeout, last)
@@ -42,6 +49,7 @@ func Wait(ctx context.Context, cfg Config, key string, try TryFunc, wake WakeFun
 		if wake != nil {
 			woken = wake() // subscribe before trying, so no release is missed
 		}
+		start := time.Now()
 		lease, err := try(wctx)
 		if err == nil {
 			return lease, nil
@@ -55,10 +63,20 @@ func Wait(ctx context.Context, cfg Config, key string, try TryFunc, wake WakeFun
 			}
 			return nil, timeoutError(ctx, key, cfg.Timeout, last)
 		}
-		if !errors.Is(err, ErrLocked) && !errors.Is(err, ErrUnavailable) {
+		if errors.Is(err, ErrPermissionDenied) || (!errors.Is(err, ErrLocked) && !errors.Is(err, ErrUnavailable)) {
 			return nil, err
 		}
 		last = err
+		switch {
+		case !errors.Is(err, ErrUnavailable):
+			unavailableSince = time.Time{}
+		case unavailableSince.IsZero():
+			unavailableSince = start
+		}
+		if !unavailableSince.IsZero() && time.Since(unavailableSince) >= cfg.UnavailableTimeout {
+			return nil, fmt.Errorf("lock %q: %w: the lock service was unavailable for %v: %w",
+				key, ErrTimeout, cfg.UnavailableTimeout, err)
+		}
 		t := time.NewTimer(policy.Delay(attempt))
 		select {
 		case <-t.C:

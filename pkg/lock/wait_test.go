@@ -211,3 +211,65 @@ func wantNotIs(t *testing.T, err error, targets ...error) {
 		}
 	}
 }
+
+// TestWaitGivesUpOnUnavailableService: a service that stays unavailable
+// ends the wait after UnavailableTimeout, long before Timeout, with an error
+// that says both (the caller's context never ends it).
+func TestWaitGivesUpOnUnavailableService(t *testing.T) {
+	var calls atomic.Int32
+	try := func(ctx context.Context) (*lock.Lease, error) {
+		calls.Add(1)
+		return nil, fmt.Errorf("nothing listening: %w", lock.ErrUnavailable)
+	}
+	cfg := waitConfig(time.Hour)
+	cfg.UnavailableTimeout = 20 * time.Millisecond
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	_, err := lock.Wait(ctx, cfg, "k", try, nil)
+	wantIs(t, err, lock.ErrTimeout, lock.ErrUnavailable)
+	wantNotIs(t, err, context.DeadlineExceeded, lock.ErrLocked)
+	if calls.Load() < 2 {
+		t.Errorf("%d attempts, want the service retried within UnavailableTimeout", calls.Load())
+	}
+}
+
+// TestWaitUnavailableCountsInARow: a refusal by a holder in between starts
+// the unavailability over, so outages each shorter than UnavailableTimeout
+// do not end the wait even when together they are longer.
+func TestWaitUnavailableCountsInARow(t *testing.T) {
+	var calls atomic.Int32
+	try := func(ctx context.Context) (*lock.Lease, error) {
+		switch n := calls.Add(1); {
+		case n == 6:
+			return grant("k"), nil
+		case n%2 == 0:
+			time.Sleep(80 * time.Millisecond) // three of them: 240ms of outage in all
+			return nil, fmt.Errorf("down: %w", lock.ErrUnavailable)
+		default:
+			return nil, fmt.Errorf("held: %w", lock.ErrLocked)
+		}
+	}
+	cfg := waitConfig(time.Hour)
+	cfg.UnavailableTimeout = 200 * time.Millisecond
+	lease, err := lock.Wait(t.Context(), cfg, "k", try, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lease.Release(t.Context())
+}
+
+// TestWaitPermissionDeniedEndsAtOnce: refused credentials are not retried,
+// even when the locker also reports the service unavailable.
+func TestWaitPermissionDeniedEndsAtOnce(t *testing.T) {
+	var calls atomic.Int32
+	try := func(ctx context.Context) (*lock.Lease, error) {
+		calls.Add(1)
+		return nil, fmt.Errorf("%w: WRONGPASS: %w", lock.ErrUnavailable, lock.ErrPermissionDenied)
+	}
+	_, err := lock.Wait(t.Context(), waitConfig(time.Hour), "k", try, nil)
+	wantIs(t, err, lock.ErrPermissionDenied)
+	wantNotIs(t, err, lock.ErrTimeout)
+	if calls.Load() != 1 {
+		t.Errorf("%d attempts, want 1", calls.Load())
+	}
+}
