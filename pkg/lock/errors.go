@@ -29,6 +29,11 @@ var (
 	// value as backend.ErrPermissionDenied and store.ErrPermissionDenied,
 	// so one errors.Is check covers storage and lock credentials.
 	ErrPermissionDenied = backend.ErrPermissionDenied
+	// ErrInvalidArgument: a lock configuration is malformed (an address
+	// that is neither host:port nor a redis:// URL, an unreadable TLS
+	// file, a negative timeout). The same value as
+	// backend.ErrInvalidArgument and store.ErrInvalidArgument.
+	ErrInvalidArgument = backend.ErrInvalidArgument
 	// ErrInvalidKey: the key is empty, too long or not valid UTF-8.
 	ErrInvalidKey = errors.New("invalid lock key")
 	// ErrClosed: the locker was closed.
