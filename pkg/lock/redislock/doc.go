@@ -4,12 +4,51 @@
 // pub/sub wake-ups.
 //
 // Open connects to the masters of a Config, which ConfigFromEnv reads from
-// ARTIFACTSTORE_REDIS_ADDRS (comma-separated host:port),
-// ARTIFACTSTORE_REDIS_USERNAME, ARTIFACTSTORE_REDIS_PASSWORD and
-// ARTIFACTSTORE_REDIS_DB; New takes clients the caller made. With N masters a grant needs a quorum of
+// the environment (see Configuration below); New takes clients the caller
+// made. With N masters a grant needs a quorum of
 // N/2+1: three masters survive the loss of one, five the loss of two. The
 // masters must be independent (not replicas of each other, not one Redis
 // Cluster), and every process must list them in the same order.
+//
+// # Configuration
+//
+// Each master is host:port or a URL, redis://[user[:password]@]host[:port][/db]
+// or rediss://... for TLS; a URL's user, password and database override
+// Config.Username, Password and DB for that master. Config.TLS turns TLS on
+// for every master; TLSCAFile (default: the system roots), TLSCertFile and
+// TLSKeyFile (a client certificate, for servers with tls-auth-clients) and
+// TLSServerName (default: each address's host) tune it. Server
+// certificates are always verified unless TLSInsecureSkipVerify is set
+// (tests only). DialTimeout (2s), ReadTimeout (3s), WriteTimeout (3s) and
+// PoolSize (go-redis's default) bound each master's connections.
+//
+// ConfigFromEnv reads ARTIFACTSTORE_REDIS_ADDRS (comma-separated
+// addresses), ARTIFACTSTORE_REDIS_USERNAME, ARTIFACTSTORE_REDIS_PASSWORD,
+// ARTIFACTSTORE_REDIS_DB, ARTIFACTSTORE_REDIS_TLS,
+// ARTIFACTSTORE_REDIS_TLS_CA_FILE, ARTIFACTSTORE_REDIS_TLS_CERT_FILE,
+// ARTIFACTSTORE_REDIS_TLS_KEY_FILE, ARTIFACTSTORE_REDIS_TLS_SERVER_NAME,
+// ARTIFACTSTORE_REDIS_TLS_INSECURE_SKIP_VERIFY,
+// ARTIFACTSTORE_REDIS_DIAL_TIMEOUT, ARTIFACTSTORE_REDIS_READ_TIMEOUT,
+// ARTIFACTSTORE_REDIS_WRITE_TIMEOUT (Go durations) and
+// ARTIFACTSTORE_REDIS_POOL_SIZE. A malformed value, a URL with options
+// after the host, or a TLS file that cannot be read is an error matching
+// lock.ErrInvalidArgument.
+//
+// # Failing fast
+//
+// A lock service that cannot be reached (nothing listening, a host that
+// does not answer, TLS refused) fails Acquire with lock.ErrUnavailable
+// (and lock.ErrTimeout) once its attempts have failed that way for
+// lock.Config.UnavailableTimeout, 2s by default, which package setup sets
+// to DialTimeout: not after the whole lock timeout. A refused password or
+// ACL (WRONGPASS, NOAUTH, NOPERM replies) fails the first attempt with
+// lock.ErrPermissionDenied, the same value as store.ErrPermissionDenied:
+// clients made by Open mark those replies with PermissionHook.
+//
+// go-redis logs failed dials itself, through one process-wide logger.
+// GoRedisLogger routes those lines into a slog.Logger; programs install it
+// once with redis.SetLogger (cmd/artifacts and cmd/demo route it into their
+// own logger), since a library must not change process-wide state.
 //
 // # How a lock is taken
 //
@@ -156,13 +195,16 @@
 //   - context.Canceled, context.DeadlineExceeded: TryAcquire, Inspect and
 //     ForceUnlock return the context's error (not a lock error) when the
 //     context ended.
+//   - lock.ErrPermissionDenied: a master refused the password, the ACL
+//     user or its rights (clients with PermissionHook); Acquire does not
+//     retry it.
 //   - lock.ErrLeaseLost: Extend or Release found too few masters still
 //     holding the lease's value to form a quorum (expired, broken by
 //     ForceUnlock, or forgotten by restarted masters).
 //   - lock.ErrInvalidKey, lock.ErrClosed.
 //
-// Passwords never appear in errors or logs: Config's String, Format and
-// LogValue redact them.
+// Passwords never appear in errors or logs: Config's String, Format,
+// LogValue and MarshalJSON redact them, also inside a redis:// URL.
 //
 // # Concurrency
 //

@@ -710,21 +710,41 @@ func TestConfigFromEnv(t *testing.T) {
 	t.Setenv(redislock.EnvPassword, "pw")
 	t.Setenv(redislock.EnvUsername, "user")
 	t.Setenv(redislock.EnvDB, "2")
+	t.Setenv(redislock.EnvDialTimeout, "250ms")
+	t.Setenv(redislock.EnvReadTimeout, "1s")
+	t.Setenv(redislock.EnvWriteTimeout, "2s")
+	t.Setenv(redislock.EnvPoolSize, "7")
 	c, err := redislock.ConfigFromEnv(os.LookupEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Addrs) != 3 || c.Addrs[1] != "127.0.0.1:6380" || c.Password != "pw" || c.Username != "user" || c.DB != 2 {
+	if len(c.Addrs) != 3 || c.Addrs[1] != "127.0.0.1:6380" || c.Password != "pw" || c.Username != "user" || c.DB != 2 ||
+		c.DialTimeout != 250*time.Millisecond || c.ReadTimeout != time.Second || c.WriteTimeout != 2*time.Second || c.PoolSize != 7 {
 		t.Fatalf("ConfigFromEnv = %#v", c)
 	}
 	opts := c.Options()
-	if len(opts) != 3 || opts[2].Addr != "127.0.0.1:6381" || opts[0].Password != "pw" || opts[0].DB != 2 {
+	if len(opts) != 3 || opts[2].Addr != "127.0.0.1:6381" || opts[0].Password != "pw" || opts[0].DB != 2 ||
+		opts[1].DialTimeout != 250*time.Millisecond || opts[1].PoolSize != 7 || opts[0].TLSConfig != nil {
 		t.Fatalf("Options = %+v", opts)
 	}
 
-	t.Setenv(redislock.EnvDB, "two")
-	if _, err := redislock.ConfigFromEnv(os.LookupEnv); err == nil {
-		t.Fatal("ConfigFromEnv accepted DB=two")
+	for _, bad := range []struct{ name, value string }{
+		{redislock.EnvDB, "two"},
+		{redislock.EnvPoolSize, "many"},
+		{redislock.EnvDialTimeout, "2"},
+		{redislock.EnvTLS, "maybe"},
+		{redislock.EnvTLSInsecureSkipVerify, "yes please"},
+		{redislock.EnvAddrs, "redis://127.0.0.1:6379/zero"},
+		{redislock.EnvTLSCAFile, "/nonexistent/ca.pem"}, // TLS off: an option without TLS
+	} {
+		t.Run(bad.name, func(t *testing.T) {
+			t.Setenv(bad.name, bad.value)
+			if _, err := redislock.ConfigFromEnv(os.LookupEnv); !errors.Is(err, lock.ErrInvalidArgument) {
+				t.Fatalf("ConfigFromEnv with %s=%q: %v, want ErrInvalidArgument", bad.name, bad.value, err)
+			} else if !strings.Contains(err.Error(), bad.name) && bad.name != redislock.EnvAddrs && bad.name != redislock.EnvTLSCAFile {
+				t.Fatalf("error %q does not name %s", err, bad.name)
+			}
+		})
 	}
 	t.Setenv(redislock.EnvDB, "")
 	t.Setenv(redislock.EnvAddrs, "")
@@ -747,10 +767,26 @@ func TestConfigValidate(t *testing.T) {
 		{"negative db", redislock.Config{DB: -1}, false},
 		{"negative timeout", redislock.Config{DialTimeout: -time.Second}, false},
 		{"negative pool", redislock.Config{PoolSize: -1}, false},
+		{"urls", redislock.Config{Addrs: []string{"redis://h1", "rediss://u:p@h2:6380/3", "h3:1"}}, true},
+		{"url duplicates host:port", redislock.Config{Addrs: []string{"redis://h1", "h1:6379"}}, false},
+		{"url other scheme", redislock.Config{Addrs: []string{"http://h1:6379"}}, false},
+		{"url no host", redislock.Config{Addrs: []string{"redis://:6379"}}, false},
+		{"url query", redislock.Config{Addrs: []string{"redis://h1:6379?dial_timeout=1s"}}, false},
+		{"url bad db", redislock.Config{Addrs: []string{"redis://h1:6379/x"}}, false},
+		{"tls option without tls", redislock.Config{TLSServerName: "redis.internal"}, false},
+		{"tls insecure without tls", redislock.Config{TLSInsecureSkipVerify: true}, false},
+		{"tls cert without key", redislock.Config{TLS: true, TLSCertFile: "c.pem"}, false},
+		{"tls missing ca", redislock.Config{TLS: true, TLSCAFile: "/nonexistent/ca.pem"}, false},
+		{"tls system roots", redislock.Config{TLS: true, TLSServerName: "redis.internal"}, true},
+		{"rediss options", redislock.Config{Addrs: []string{"rediss://h1"}, TLSInsecureSkipVerify: true}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := tc.c.Validate(); (err == nil) != tc.ok {
+			err := tc.c.Validate()
+			if (err == nil) != tc.ok {
 				t.Fatalf("Validate(%v) = %v, want ok=%v", tc.c, err, tc.ok)
+			}
+			if err != nil && !errors.Is(err, lock.ErrInvalidArgument) {
+				t.Fatalf("Validate(%v) = %v, want ErrInvalidArgument", tc.c, err)
 			}
 		})
 	}
