@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/minio/minio-go/v7/pkg/s3utils"
 
@@ -45,6 +46,66 @@ const (
 	EnvCreateBucket       = "ARTIFACTSTORE_S3_CREATE_BUCKET"
 	EnvPartSize           = "ARTIFACTSTORE_S3_PART_SIZE"
 	EnvMaxAttempts        = "ARTIFACTSTORE_S3_MAX_ATTEMPTS"
+	EnvCredentials        = "ARTIFACTSTORE_S3_CREDENTIALS"      // static, chain or anonymous
+	EnvProfile            = "ARTIFACTSTORE_S3_PROFILE"          // shared credentials file profile
+	EnvCredentialsFile    = "ARTIFACTSTORE_S3_CREDENTIALS_FILE" // shared credentials file
+	EnvSSE                = "ARTIFACTSTORE_S3_SSE"              // AES256 or aws:kms
+	EnvSSEKMSKeyID        = "ARTIFACTSTORE_S3_SSE_KMS_KEY_ID"
+	EnvStorageClass       = "ARTIFACTSTORE_S3_STORAGE_CLASS"
+	EnvBucketLookup       = "ARTIFACTSTORE_S3_BUCKET_LOOKUP" // auto, path or dns
+	EnvConnectTimeout     = "ARTIFACTSTORE_S3_CONNECT_TIMEOUT"
+	EnvRequestTimeout     = "ARTIFACTSTORE_S3_REQUEST_TIMEOUT"
+)
+
+// Values of Config.Credentials.
+const (
+	// CredentialsStatic signs with AccessKey, SecretKey and SessionToken
+	// (anonymous requests when they are empty).
+	CredentialsStatic = "static"
+	// CredentialsChain takes the first credentials found by minio-go's
+	// providers, in this order: the AWS_ACCESS_KEY_ID /
+	// AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN variables, the
+	// MINIO_ACCESS_KEY / MINIO_SECRET_KEY variables, the shared credentials
+	// file (CredentialsFile, Profile), then IAM: web identity
+	// (AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN, as EKS IRSA sets
+	// them), the ECS container endpoint (AWS_CONTAINER_CREDENTIALS_*), and
+	// the EC2 instance metadata service. Temporary credentials are
+	// refreshed before they expire. When none is found, requests are
+	// anonymous.
+	CredentialsChain = "chain"
+	// CredentialsAnonymous sends unsigned requests.
+	CredentialsAnonymous = "anonymous"
+)
+
+// Values of Config.SSE, the x-amz-server-side-encryption header.
+const (
+	// SSES3 encrypts objects with keys the server manages (SSE-S3).
+	SSES3 = "AES256"
+	// SSEKMS encrypts objects with a KMS key (SSE-KMS), SSEKMSKeyID or the
+	// bucket's default key.
+	SSEKMS = "aws:kms"
+)
+
+// Values of Config.BucketLookup.
+const (
+	// BucketLookupAuto lets minio-go choose: virtual-host style for
+	// Amazon S3 and a few known providers, path style otherwise.
+	BucketLookupAuto = "auto"
+	// BucketLookupPath sends https://endpoint/bucket/key (MinIO,
+	// versitygw, most S3-compatible servers).
+	BucketLookupPath = "path"
+	// BucketLookupDNS sends https://bucket.endpoint/key (virtual-host
+	// style).
+	BucketLookupDNS = "dns"
+)
+
+// Transport defaults, applied to the transport New builds.
+const (
+	// DefaultConnectTimeout bounds a TCP connection and its TLS handshake.
+	DefaultConnectTimeout = 10 * time.Second
+	// DefaultRequestTimeout bounds the wait for the answer to one request
+	// once it is sent.
+	DefaultRequestTimeout = 30 * time.Second
 )
 
 // redacted replaces a credential that is set in String and LogValue.
@@ -67,8 +128,21 @@ type Config struct {
 	// Region is the bucket's region, used for request signing. Setting it
 	// spares minio-go a GetBucketLocation request. Default "us-east-1".
 	Region string
-	// AccessKey is the access key id. Default "": anonymous requests
-	// (then SecretKey and SessionToken must be empty too).
+	// Credentials says where the request signing keys come from:
+	// CredentialsStatic (AccessKey, SecretKey, SessionToken),
+	// CredentialsChain (the environment, the shared credentials file,
+	// IAM: see CredentialsChain) or CredentialsAnonymous. Default "":
+	// CredentialsStatic when AccessKey is set, CredentialsChain otherwise.
+	Credentials string
+	// Profile is the profile read from the shared credentials file with
+	// CredentialsChain. Default "": AWS_PROFILE, else "default".
+	Profile string
+	// CredentialsFile is the shared credentials file read with
+	// CredentialsChain. Default "": AWS_SHARED_CREDENTIALS_FILE, else
+	// ~/.aws/credentials (merged over ~/.aws/config).
+	CredentialsFile string
+	// AccessKey is the access key id, used with CredentialsStatic (set
+	// together with SecretKey). Default "".
 	AccessKey string
 	// SecretKey is the secret access key. Never printed or logged.
 	// Default "" (anonymous).
@@ -76,6 +150,32 @@ type Config struct {
 	// SessionToken is the session token of temporary credentials. Never
 	// printed or logged. Default "" (long-term credentials).
 	SessionToken string
+	// SSE asks the server to encrypt every object it stores: SSES3
+	// ("AES256") or SSEKMS ("aws:kms"). Reads need nothing more. Default
+	// "": the bucket's own default encryption.
+	SSE string
+	// SSEKMSKeyID is the KMS key of SSEKMS (an id, ARN or alias). Default
+	// "": the account's default key for S3.
+	SSEKMSKeyID string
+	// StorageClass is the storage class of every object, for example
+	// "STANDARD_IA" or "REDUCED_REDUNDANCY"; the server refuses one it
+	// does not know. Default "": the server's default (STANDARD).
+	StorageClass string
+	// BucketLookup is the URL style: BucketLookupAuto, BucketLookupPath
+	// or BucketLookupDNS. Default BucketLookupAuto.
+	BucketLookup string
+	// ConnectTimeout bounds opening a connection to the server, TLS
+	// handshake included. It needs the default Transport. Default
+	// DefaultConnectTimeout (10s).
+	ConnectTimeout time.Duration
+	// RequestTimeout bounds the wait for the server's answer (its
+	// response headers) once a request is sent, so that a server that
+	// accepts connections but does not answer fails the call with a
+	// transient error after RequestTimeout instead of hanging. It does not
+	// bound sending a body or reading a downloaded one, which take as long
+	// as the object needs. It needs the default Transport. Default
+	// DefaultRequestTimeout (30s).
+	RequestTimeout time.Duration
 	// UseSSL selects HTTPS. Default false (plain HTTP).
 	UseSSL bool
 	// InsecureSkipVerify disables the verification of the server's TLS
@@ -123,6 +223,16 @@ func (c Config) withDefaults() Config {
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = 1
 	}
+	c.Credentials = c.credentialsMode()
+	if c.BucketLookup == "" {
+		c.BucketLookup = BucketLookupAuto
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = DefaultConnectTimeout
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
 	if c.Prefix != "" && !strings.HasSuffix(c.Prefix, "/") {
 		c.Prefix += "/"
 	}
@@ -130,6 +240,18 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return c
+}
+
+// credentialsMode is Credentials with its default applied.
+func (c Config) credentialsMode() string {
+	switch {
+	case c.Credentials != "":
+		return c.Credentials
+	case c.AccessKey != "":
+		return CredentialsStatic
+	default:
+		return CredentialsChain
+	}
 }
 
 // hostAndScheme splits Endpoint into host:port and the scheme it names
@@ -183,6 +305,43 @@ func (c Config) Validate() error {
 	if c.SessionToken != "" && c.AccessKey == "" {
 		bad("SessionToken needs AccessKey and SecretKey")
 	}
+	switch mode := c.credentialsMode(); mode {
+	case CredentialsStatic:
+	case CredentialsChain, CredentialsAnonymous:
+		if c.AccessKey != "" {
+			bad("AccessKey is set but Credentials is %q: keys are only used with %q", mode, CredentialsStatic)
+		}
+	default:
+		bad("Credentials %q is not %q, %q or %q", mode, CredentialsStatic, CredentialsChain, CredentialsAnonymous)
+	}
+	if (c.Profile != "" || c.CredentialsFile != "") && c.credentialsMode() != CredentialsChain {
+		bad("Profile and CredentialsFile are only used with Credentials %q", CredentialsChain)
+	}
+	switch c.SSE {
+	case "", SSES3:
+		if c.SSEKMSKeyID != "" {
+			bad("SSEKMSKeyID needs SSE %q", SSEKMS)
+		}
+	case SSEKMS:
+	default:
+		bad("SSE %q is not %q (SSE-S3) or %q (SSE-KMS)", c.SSE, SSES3, SSEKMS)
+	}
+	if c.StorageClass != "" && strings.ContainsFunc(c.StorageClass, func(r rune) bool {
+		return !(r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_')
+	}) {
+		bad("StorageClass %q is not an S3 storage class (capitals, digits and _, such as STANDARD_IA)", c.StorageClass)
+	}
+	switch c.BucketLookup {
+	case "", BucketLookupAuto, BucketLookupPath, BucketLookupDNS:
+	default:
+		bad("BucketLookup %q is not %q, %q or %q", c.BucketLookup, BucketLookupAuto, BucketLookupPath, BucketLookupDNS)
+	}
+	if c.ConnectTimeout < 0 || c.RequestTimeout < 0 {
+		bad("ConnectTimeout and RequestTimeout must not be negative")
+	}
+	if (c.ConnectTimeout != 0 || c.RequestTimeout != 0) && c.Transport != nil {
+		bad("ConnectTimeout and RequestTimeout cannot be applied to an injected Transport")
+	}
 	if c.InsecureSkipVerify && !c.UseSSL {
 		bad("InsecureSkipVerify needs UseSSL")
 	}
@@ -193,11 +352,12 @@ func (c Config) Validate() error {
 }
 
 // ConfigFromEnv returns the Config described by the ARTIFACTSTORE_S3_*
-// environment variables (EnvEndpoint ... EnvMaxAttempts). An unset or empty
+// environment variables (EnvEndpoint ... EnvRequestTimeout). An unset or empty
 // variable leaves its field at the zero value, that is its default;
 // ARTIFACTSTORE_S3_USE_SSL defaults to true when the endpoint is an
-// https:// URL. Boolean variables take strconv.ParseBool values and
-// ARTIFACTSTORE_S3_PART_SIZE a number of bytes. A malformed value is an
+// https:// URL. Boolean variables take strconv.ParseBool values,
+// ARTIFACTSTORE_S3_PART_SIZE a number of bytes, and the timeouts Go
+// durations ("30s"). A malformed value is an
 // error matching backend.ErrInvalidArgument; the result is not validated
 // (New does that). lookup reads one variable: os.LookupEnv, or any layered
 // source a program has (flags over a config file, say).
@@ -207,13 +367,20 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 		return v
 	}
 	c := Config{
-		Endpoint:     getenv(EnvEndpoint),
-		Bucket:       getenv(EnvBucket),
-		Prefix:       getenv(EnvPrefix),
-		Region:       getenv(EnvRegion),
-		AccessKey:    getenv(EnvAccessKey),
-		SecretKey:    getenv(EnvSecretKey),
-		SessionToken: getenv(EnvSessionToken),
+		Endpoint:        getenv(EnvEndpoint),
+		Bucket:          getenv(EnvBucket),
+		Prefix:          getenv(EnvPrefix),
+		Region:          getenv(EnvRegion),
+		Credentials:     getenv(EnvCredentials),
+		Profile:         getenv(EnvProfile),
+		CredentialsFile: getenv(EnvCredentialsFile),
+		AccessKey:       getenv(EnvAccessKey),
+		SecretKey:       getenv(EnvSecretKey),
+		SessionToken:    getenv(EnvSessionToken),
+		SSE:             getenv(EnvSSE),
+		SSEKMSKeyID:     getenv(EnvSSEKMSKeyID),
+		StorageClass:    getenv(EnvStorageClass),
+		BucketLookup:    getenv(EnvBucketLookup),
 	}
 	_, scheme := c.hostAndScheme()
 	c.UseSSL = scheme == "https"
@@ -243,6 +410,19 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 	parseBool(EnvCreateBucket, &c.CreateBucket)
 	parseInt(EnvPartSize, 64, func(n int64) { c.PartSize = n })
 	parseInt(EnvMaxAttempts, 32, func(n int64) { c.MaxAttempts = int(n) })
+	for _, d := range []struct {
+		name string
+		dst  *time.Duration
+	}{{EnvConnectTimeout, &c.ConnectTimeout}, {EnvRequestTimeout, &c.RequestTimeout}} {
+		if v := getenv(d.name); v != "" {
+			dur, err := time.ParseDuration(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("s3backend: %w: %s=%q is not a duration such as 30s", backend.ErrInvalidArgument, d.name, v))
+				continue
+			}
+			*d.dst = dur
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, err
 	}
@@ -264,9 +444,10 @@ func (c Config) String() string {
 	if c.Transport != nil {
 		transport = fmt.Sprintf("%T", c.Transport)
 	}
-	return fmt.Sprintf("s3backend.Config{Endpoint:%q Bucket:%q Prefix:%q Region:%q AccessKey:%q SecretKey:%q SessionToken:%q UseSSL:%t InsecureSkipVerify:%t CreateBucket:%t PartSize:%d MaxAttempts:%d Transport:%s}",
-		c.Endpoint, c.Bucket, c.Prefix, c.Region, redact(c.AccessKey), redact(c.SecretKey), redact(c.SessionToken),
-		c.UseSSL, c.InsecureSkipVerify, c.CreateBucket, c.PartSize, c.MaxAttempts, transport)
+	return fmt.Sprintf("s3backend.Config{Endpoint:%q Bucket:%q Prefix:%q Region:%q Credentials:%q Profile:%q CredentialsFile:%q AccessKey:%q SecretKey:%q SessionToken:%q SSE:%q SSEKMSKeyID:%q StorageClass:%q BucketLookup:%q ConnectTimeout:%v RequestTimeout:%v UseSSL:%t InsecureSkipVerify:%t CreateBucket:%t PartSize:%d MaxAttempts:%d Transport:%s}",
+		c.Endpoint, c.Bucket, c.Prefix, c.Region, c.Credentials, c.Profile, c.CredentialsFile,
+		redact(c.AccessKey), redact(c.SecretKey), redact(c.SessionToken), c.SSE, c.SSEKMSKeyID, c.StorageClass,
+		c.BucketLookup, c.ConnectTimeout, c.RequestTimeout, c.UseSSL, c.InsecureSkipVerify, c.CreateBucket, c.PartSize, c.MaxAttempts, transport)
 }
 
 // Format implements fmt.Formatter so that every verb, including %+v and
@@ -283,9 +464,15 @@ func (c Config) LogValue() slog.Value {
 		slog.String("bucket", c.Bucket),
 		slog.String("prefix", c.Prefix),
 		slog.String("region", c.Region),
+		slog.String("credentials", c.Credentials),
 		slog.String("access_key", redact(c.AccessKey)),
 		slog.String("secret_key", redact(c.SecretKey)),
 		slog.String("session_token", redact(c.SessionToken)),
+		slog.String("sse", c.SSE),
+		slog.String("storage_class", c.StorageClass),
+		slog.String("bucket_lookup", c.BucketLookup),
+		slog.Duration("connect_timeout", c.ConnectTimeout),
+		slog.Duration("request_timeout", c.RequestTimeout),
 		slog.Bool("use_ssl", c.UseSSL),
 		slog.Bool("insecure_skip_verify", c.InsecureSkipVerify),
 		slog.Bool("create_bucket", c.CreateBucket),

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/necrocode/artifactstore/pkg/backend"
 )
@@ -34,7 +35,28 @@ func TestConfigValidate(t *testing.T) {
 			c.CreateBucket = true
 			c.PartSize = 64 << 20
 			c.MaxAttempts = 3
+			c.Credentials = CredentialsStatic
+			c.SSE, c.SSEKMSKeyID = SSEKMS, "alias/artifacts"
+			c.StorageClass = "STANDARD_IA"
+			c.BucketLookup = BucketLookupDNS
+			c.ConnectTimeout, c.RequestTimeout = time.Second, time.Minute
 		}, ""},
+		{"chain with profile", func(c *Config) { c.Profile, c.CredentialsFile = "ci", "/etc/aws/credentials" }, ""},
+		{"explicit chain", func(c *Config) { c.Credentials = CredentialsChain }, ""},
+		{"anonymous", func(c *Config) { c.Credentials = CredentialsAnonymous }, ""},
+		{"sse-s3", func(c *Config) { c.SSE = SSES3 }, ""},
+		{"sse-kms default key", func(c *Config) { c.SSE = SSEKMS }, ""},
+		{"path lookup", func(c *Config) { c.BucketLookup = BucketLookupPath }, ""},
+		{"unknown credentials", func(c *Config) { c.Credentials = "iam" }, "Credentials"},
+		{"keys with chain", func(c *Config) { c.Credentials, c.AccessKey, c.SecretKey = CredentialsChain, "AK", "SK" }, "only used with"},
+		{"profile with static keys", func(c *Config) { c.AccessKey, c.SecretKey, c.Profile = "AK", "SK", "ci" }, "Profile"},
+		{"unknown sse", func(c *Config) { c.SSE = "SSE-C" }, "SSE"},
+		{"kms key without kms", func(c *Config) { c.SSE, c.SSEKMSKeyID = SSES3, "k" }, "SSEKMSKeyID"},
+		{"bad storage class", func(c *Config) { c.StorageClass = "standard ia" }, "StorageClass"},
+		{"unknown lookup", func(c *Config) { c.BucketLookup = "virtual" }, "BucketLookup"},
+		{"negative connect timeout", func(c *Config) { c.ConnectTimeout = -time.Second }, "negative"},
+		{"negative request timeout", func(c *Config) { c.RequestTimeout = -time.Second }, "negative"},
+		{"timeout with transport", func(c *Config) { c.RequestTimeout, c.Transport = time.Second, http.DefaultTransport }, "injected Transport"},
 		{"http URL", func(c *Config) { c.Endpoint = "http://127.0.0.1:9000/" }, ""},
 		{"smallest part", func(c *Config) { c.PartSize = MinPartSize }, ""},
 		{"largest part", func(c *Config) { c.PartSize = MaxPartSize }, ""},
@@ -91,8 +113,15 @@ func TestConfigValidate(t *testing.T) {
 
 func TestConfigDefaults(t *testing.T) {
 	c := validConfig().withDefaults()
-	if c.Region != DefaultRegion || c.PartSize != DefaultPartSize || c.MaxAttempts != 1 || c.Prefix != "" || c.Logger == nil {
+	if c.Region != DefaultRegion || c.PartSize != DefaultPartSize || c.MaxAttempts != 1 || c.Prefix != "" || c.Logger == nil ||
+		c.Credentials != CredentialsChain || c.BucketLookup != BucketLookupAuto || c.SSE != "" || c.StorageClass != "" ||
+		c.ConnectTimeout != DefaultConnectTimeout || c.RequestTimeout != DefaultRequestTimeout {
 		t.Errorf("defaults = %v (logger %v)", c, c.Logger)
+	}
+	withKeys := validConfig()
+	withKeys.AccessKey, withKeys.SecretKey = "AK", "SK"
+	if got := withKeys.withDefaults().Credentials; got != CredentialsStatic {
+		t.Errorf("Credentials with keys defaults to %q, want %q", got, CredentialsStatic)
 	}
 	for in, want := range map[string]string{"a": "a/", "a/b/": "a/b/", "": ""} {
 		c := validConfig()
@@ -109,7 +138,8 @@ func TestConfigDefaults(t *testing.T) {
 
 func TestConfigFromEnv(t *testing.T) {
 	all := []string{EnvEndpoint, EnvBucket, EnvPrefix, EnvRegion, EnvAccessKey, EnvSecretKey, EnvSessionToken,
-		EnvUseSSL, EnvInsecureSkipVerify, EnvCreateBucket, EnvPartSize, EnvMaxAttempts}
+		EnvUseSSL, EnvInsecureSkipVerify, EnvCreateBucket, EnvPartSize, EnvMaxAttempts, EnvCredentials, EnvProfile,
+		EnvCredentialsFile, EnvSSE, EnvSSEKMSKeyID, EnvStorageClass, EnvBucketLookup, EnvConnectTimeout, EnvRequestTimeout}
 	cases := []struct {
 		name    string
 		env     map[string]string
@@ -126,6 +156,17 @@ func TestConfigFromEnv(t *testing.T) {
 			AccessKey: "AK", SecretKey: "SK", SessionToken: "TOK", UseSSL: true,
 			InsecureSkipVerify: true, CreateBucket: true, PartSize: 32 << 20, MaxAttempts: 4,
 		}, nil},
+		{"transport", map[string]string{
+			EnvCredentials: "chain", EnvProfile: "ci", EnvCredentialsFile: "/etc/aws/credentials",
+			EnvSSE: "aws:kms", EnvSSEKMSKeyID: "alias/a", EnvStorageClass: "STANDARD_IA", EnvBucketLookup: "path",
+			EnvConnectTimeout: "3s", EnvRequestTimeout: "1m30s",
+		}, Config{
+			Credentials: CredentialsChain, Profile: "ci", CredentialsFile: "/etc/aws/credentials",
+			SSE: SSEKMS, SSEKMSKeyID: "alias/a", StorageClass: "STANDARD_IA", BucketLookup: BucketLookupPath,
+			ConnectTimeout: 3 * time.Second, RequestTimeout: 90 * time.Second,
+		}, nil},
+		{"malformed timeouts", map[string]string{EnvConnectTimeout: "3", EnvRequestTimeout: "soon"},
+			Config{}, []string{EnvConnectTimeout, EnvRequestTimeout}},
 		{"https endpoint implies TLS", map[string]string{EnvEndpoint: "https://s3.example.com"},
 			Config{Endpoint: "https://s3.example.com", UseSSL: true}, nil},
 		{"explicit USE_SSL wins", map[string]string{EnvEndpoint: "https://s3.example.com", EnvUseSSL: "false"},

@@ -170,7 +170,7 @@ func TestDeleteIfMatchErrors(t *testing.T) {
 	t.Run("anonymous", func(t *testing.T) {
 		cfg := serverConfig(server)
 		cfg.Bucket, cfg.CreateBucket = good.bucket, false
-		cfg.AccessKey, cfg.SecretKey = "", ""
+		cfg.AccessKey, cfg.SecretKey, cfg.Credentials = "", "", CredentialsAnonymous
 		b, err := New(ctx, cfg)
 		if err != nil {
 			t.Fatal(err)

@@ -152,6 +152,10 @@ func mapError(ctx context.Context, op, key string, err error) error {
 	switch {
 	case errors.As(err, &er):
 		sentinels = sentinelsFor(op, er)
+	case isTimeout(err):
+		// The caller's context is alive (checked above): the request
+		// timed out (Config.RequestTimeout, ConnectTimeout).
+		sentinels, err = []error{backend.ErrTransient}, requestTimeout{err}
 	case isNetworkError(err):
 		sentinels = []error{backend.ErrTransient}
 	}
@@ -171,6 +175,23 @@ func mapError(ctx context.Context, op, key string, err error) error {
 // of the server: worth retrying. (The caller's cancellation is handled
 // before this is called; an error matching a context error is never
 // transient for backend.IsTransient, so it is not counted here either.)
+// isTimeout reports whether err is a network timeout.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// requestTimeout is a request that got no answer in time while the
+// caller's context was alive. net/http's error for a response header
+// timeout also matches context.DeadlineExceeded, which would read as the
+// caller's deadline and never be retried (backend.IsTransient); this keeps
+// its message and its net.Error nature without that identity.
+type requestTimeout struct{ err error }
+
+func (e requestTimeout) Error() string   { return e.err.Error() }
+func (e requestTimeout) Timeout() bool   { return true }
+func (e requestTimeout) Temporary() bool { return true }
+
 func isNetworkError(err error) bool {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false

@@ -11,6 +11,7 @@ import (
 	"io"
 	"iter"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/minio/minio-go/v7/pkg/encrypt"
 
 	"github.com/necrocode/artifactstore/pkg/backend"
 )
@@ -41,8 +43,11 @@ type Backend struct {
 	// httpClient sends the requests minio-go has no call for (the
 	// conditional DELETE), through the same transport as minio-go's.
 	httpClient *http.Client
-	anonymous  bool // no credentials: nothing can be presigned
-	closed     atomic.Bool
+	// sse and storageClass go with every upload (nil and "": the
+	// server's defaults).
+	sse          encrypt.ServerSide
+	storageClass string
+	closed       atomic.Bool
 }
 
 var (
@@ -83,6 +88,12 @@ func newBackend(ctx context.Context, cfg Config, maxParts int64) (*Backend, erro
 		if cfg.InsecureSkipVerify && tr.TLSClientConfig != nil {
 			tr.TLSClientConfig.InsecureSkipVerify = true
 		}
+		tr.DialContext = (&net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext
+		tr.TLSHandshakeTimeout = cfg.ConnectTimeout
+		tr.ResponseHeaderTimeout = cfg.RequestTimeout
+		// A server that does not answer a 100-continue is sent the body
+		// anyway after this long; then RequestTimeout bounds its answer.
+		tr.ExpectContinueTimeout = min(tr.ExpectContinueTimeout, cfg.RequestTimeout)
 		b.transport, rt = tr, tr
 	}
 	rt = conditionalCloser{rt}
@@ -92,16 +103,18 @@ func newBackend(ctx context.Context, cfg Config, maxParts int64) (*Backend, erro
 		// than followed with the presigned URL.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	b.anonymous = cfg.AccessKey == ""
-	creds := credentials.NewStatic("", "", "", credentials.SignatureAnonymous)
-	if !b.anonymous {
-		creds = credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, cfg.SessionToken)
+	sse, err := serverSideEncryption(cfg)
+	if err != nil {
+		b.closeIdle()
+		return nil, fmt.Errorf("s3backend: new: %w: %w", backend.ErrInvalidArgument, err)
 	}
+	b.sse, b.storageClass = sse, cfg.StorageClass
 	client, err := minio.New(host, &minio.Options{
-		Creds:        creds,
+		Creds:        newCredentials(cfg, b.httpClient),
 		Secure:       cfg.UseSSL,
 		Transport:    rt,
 		Region:       cfg.Region,
+		BucketLookup: bucketLookups[cfg.BucketLookup],
 		MaxRetries:   cfg.MaxAttempts,
 		UploadLimits: &minio.UploadLimits{MaxPartsCount: maxParts},
 	})
@@ -120,6 +133,54 @@ func newBackend(ctx context.Context, cfg Config, maxParts int64) (*Backend, erro
 	}
 	b.logger.Debug("s3backend: opened", "config", cfg)
 	return b, nil
+}
+
+// bucketLookups maps Config.BucketLookup to minio-go's lookup types.
+var bucketLookups = map[string]minio.BucketLookupType{
+	BucketLookupAuto: minio.BucketLookupAuto,
+	BucketLookupPath: minio.BucketLookupPath,
+	BucketLookupDNS:  minio.BucketLookupDNS,
+}
+
+// newCredentials returns the credentials provider cfg (with defaults)
+// asks for. The IAM provider fetches temporary credentials through
+// client, hence with the same timeouts as every request.
+func newCredentials(cfg Config, client *http.Client) *credentials.Credentials {
+	switch cfg.Credentials {
+	case CredentialsStatic:
+		if cfg.AccessKey != "" {
+			return credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, cfg.SessionToken)
+		}
+	case CredentialsChain:
+		return credentials.NewChainCredentials([]credentials.Provider{
+			&credentials.EnvAWS{},
+			&credentials.EnvMinio{},
+			&credentials.FileAWSCredentials{Filename: cfg.CredentialsFile, Profile: cfg.Profile},
+			&credentials.IAM{Client: client},
+		})
+	}
+	return credentials.NewStatic("", "", "", credentials.SignatureAnonymous)
+}
+
+// serverSideEncryption returns the encryption of cfg.SSE; nil for none.
+func serverSideEncryption(cfg Config) (encrypt.ServerSide, error) {
+	switch cfg.SSE {
+	case SSES3:
+		return encrypt.NewSSE(), nil
+	case SSEKMS:
+		return encrypt.NewSSEKMS(cfg.SSEKMSKeyID, nil)
+	}
+	return nil, nil
+}
+
+// anonymous reports whether requests go unsigned: no credentials were
+// configured or found.
+func (b *Backend) anonymous() (bool, error) {
+	v, err := b.client.GetCreds()
+	if err != nil {
+		return false, fmt.Errorf("credentials: %w", err)
+	}
+	return v.SignerType.IsAnonymous(), nil
 }
 
 // createBucket creates the bucket, and succeeds when it already exists and
@@ -178,7 +239,12 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, 
 	if contentType == "" {
 		contentType = backend.DefaultContentType
 	}
-	po := minio.PutObjectOptions{ContentType: contentType, PartSize: uint64(b.partSize)}
+	po := minio.PutObjectOptions{
+		ContentType:          contentType,
+		PartSize:             uint64(b.partSize),
+		ServerSideEncryption: b.sse,
+		StorageClass:         b.storageClass,
+	}
 	conditional := opts.IfAbsent || opts.IfMatch != ""
 	switch {
 	case opts.IfAbsent:
@@ -310,7 +376,9 @@ func (b *Backend) putStream(ctx context.Context, key string, r io.Reader, po min
 // putMultipart uploads first, then the rest of r starting with the byte
 // next, as PartSize parts, reusing first's buffer for every part.
 func (b *Backend) putMultipart(ctx context.Context, key string, r io.Reader, first []byte, next byte, po minio.PutObjectOptions) (info minio.UploadInfo, err error) {
-	uploadID, err := b.core.NewMultipartUpload(ctx, b.bucket, key, minio.PutObjectOptions{ContentType: po.ContentType})
+	uploadID, err := b.core.NewMultipartUpload(ctx, b.bucket, key, minio.PutObjectOptions{
+		ContentType: po.ContentType, ServerSideEncryption: po.ServerSideEncryption, StorageClass: po.StorageClass,
+	})
 	if err != nil {
 		return minio.UploadInfo{}, err
 	}
@@ -461,8 +529,11 @@ func (b *Backend) DeleteIfMatch(ctx context.Context, key, etag string) error {
 	if err := b.check(ctx); err != nil {
 		return b.fail(ctx, opDeleteIfMatch, key, err)
 	}
-	if b.anonymous {
-		return b.fail(ctx, opDeleteIfMatch, key, fmt.Errorf("a conditional delete is a presigned request, which needs credentials: %w", errors.ErrUnsupported))
+	if anon, err := b.anonymous(); err != nil || anon {
+		if err == nil {
+			err = fmt.Errorf("a conditional delete is a presigned request, which needs credentials: %w", errors.ErrUnsupported)
+		}
+		return b.fail(ctx, opDeleteIfMatch, key, err)
 	}
 	ifMatch := etag
 	if !strings.HasPrefix(ifMatch, `"`) {
