@@ -57,6 +57,8 @@ const (
 	EnvLockRetryInterval   = "ARTIFACTSTORE_LOCK_RETRY_INTERVAL"
 	EnvLockRefreshInterval = "ARTIFACTSTORE_LOCK_REFRESH_INTERVAL"
 	EnvLockKeyPrefix       = "ARTIFACTSTORE_LOCK_KEY_PREFIX"
+	// EnvLockUnavailableTimeout sets LockConfig.UnavailableTimeout.
+	EnvLockUnavailableTimeout = "ARTIFACTSTORE_LOCK_UNAVAILABLE_TIMEOUT"
 )
 
 // DefaultLockSubdir is where the file locks of the file backend live when
@@ -84,8 +86,17 @@ type Config struct {
 	// false. Env ARTIFACTSTORE_FILE_NO_SYNC.
 	FileNoSync bool
 	// S3 configures the S3 backend (used with BackendS3). Its zero fields
-	// take s3backend's defaults; Endpoint and Bucket are required. Env
-	// ARTIFACTSTORE_S3_* (s3backend.ConfigFromEnv).
+	// take s3backend's defaults; Endpoint and Bucket are required.
+	// Credentials come from AccessKey/SecretKey when set, otherwise from
+	// minio-go's chain (AWS_* variables, the shared credentials file and
+	// Profile, IAM and web identity); SSE, SSEKMSKeyID, StorageClass,
+	// BucketLookup, ConnectTimeout (10s) and RequestTimeout (30s) tune the
+	// transport. Env ARTIFACTSTORE_S3_* (s3backend.ConfigFromEnv: ENDPOINT,
+	// BUCKET, PREFIX, REGION, CREDENTIALS, PROFILE, CREDENTIALS_FILE,
+	// ACCESS_KEY, SECRET_KEY, SESSION_TOKEN, SSE, SSE_KMS_KEY_ID,
+	// STORAGE_CLASS, BUCKET_LOOKUP, CONNECT_TIMEOUT, REQUEST_TIMEOUT,
+	// USE_SSL, INSECURE_SKIP_VERIFY, CREATE_BUCKET, PART_SIZE,
+	// MAX_ATTEMPTS).
 	S3 s3backend.Config
 
 	// Lock is LockFile, LockRedis, LockMemory or LockNone. Default: LockNone
@@ -98,18 +109,26 @@ type Config struct {
 	// Default, with BackendFile, FileDir/locks; required otherwise. Env
 	// ARTIFACTSTORE_LOCK_DIR.
 	LockDir string
-	// Redis says how to reach the Redis masters (LockRedis). Its zero
+	// Redis says how to reach the Redis masters (LockRedis): host:port,
+	// redis:// or rediss:// (TLS) addresses, ACL user, password, DB, TLS
+	// files, timeouts (dial 2s, read 3s, write 3s) and pool size. Its zero
 	// fields take redislock's defaults (one master at 127.0.0.1:6379). Env
-	// ARTIFACTSTORE_REDIS_* (redislock.ConfigFromEnv).
+	// ARTIFACTSTORE_REDIS_* (redislock.ConfigFromEnv: ADDRS, USERNAME,
+	// PASSWORD, DB, TLS, TLS_CA_FILE, TLS_CERT_FILE, TLS_KEY_FILE,
+	// TLS_SERVER_NAME, TLS_INSECURE_SKIP_VERIFY, DIAL_TIMEOUT,
+	// READ_TIMEOUT, WRITE_TIMEOUT, POOL_SIZE).
 	Redis redislock.Config
 	// LockConfig holds the settings every locker shares: expiry, retry
 	// interval, refresh, key prefix. Its zero fields take package lock's
 	// defaults (expiry 30s, retry interval 100ms, refresh every expiry/3),
 	// except Timeout, which defaults to the store's LockTimeout so that
-	// ARTIFACTSTORE_LOCK_TIMEOUT alone bounds the wait. Env
-	// ARTIFACTSTORE_LOCK_EXPIRY, ARTIFACTSTORE_LOCK_RETRY_INTERVAL,
-	// ARTIFACTSTORE_LOCK_REFRESH_INTERVAL, ARTIFACTSTORE_LOCK_KEY_PREFIX
-	// (Go durations, "30s").
+	// ARTIFACTSTORE_LOCK_TIMEOUT alone bounds the wait, and, with Redis
+	// locks, UnavailableTimeout, which defaults to Redis.DialTimeout (2s)
+	// so that an unreachable lock service fails about as fast as a dial.
+	// Env ARTIFACTSTORE_LOCK_EXPIRY, ARTIFACTSTORE_LOCK_RETRY_INTERVAL,
+	// ARTIFACTSTORE_LOCK_REFRESH_INTERVAL,
+	// ARTIFACTSTORE_LOCK_UNAVAILABLE_TIMEOUT (Go durations, "30s") and
+	// ARTIFACTSTORE_LOCK_KEY_PREFIX.
 	LockConfig lock.Config
 
 	// Store configures the store itself: versioning, compression, lock
@@ -129,8 +148,9 @@ type Config struct {
 	WrapLocker func(lock.Locker) lock.Locker
 }
 
-// WithDefaults returns c with the defaults of Backend, Lock, LockDir and
-// LockConfig.Timeout applied, and Store.DisableLocking set for LockNone.
+// WithDefaults returns c with the defaults of Backend, Lock, LockDir,
+// LockConfig.Timeout and (with Redis locks) LockConfig.UnavailableTimeout
+// applied, and Store.DisableLocking set for LockNone.
 // The sub-packages' configurations keep their zero fields: their
 // constructors apply their own defaults.
 func (c Config) WithDefaults() Config {
@@ -157,6 +177,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.LockConfig.Timeout == 0 {
 		c.LockConfig.Timeout = c.Store.WithDefaults().LockTimeout
+	}
+	if c.LockConfig.UnavailableTimeout == 0 && c.Lock == LockRedis {
+		c.LockConfig.UnavailableTimeout = c.Redis.WithDefaults().DialTimeout
 	}
 	return c
 }
@@ -218,7 +241,8 @@ func (c Config) Validate() error {
 //   - ARTIFACTSTORE_BACKEND, ARTIFACTSTORE_DIR, ARTIFACTSTORE_FILE_NO_SYNC,
 //     ARTIFACTSTORE_LOCK, ARTIFACTSTORE_LOCK_DIR,
 //     ARTIFACTSTORE_LOCK_EXPIRY, ARTIFACTSTORE_LOCK_RETRY_INTERVAL,
-//     ARTIFACTSTORE_LOCK_REFRESH_INTERVAL and
+//     ARTIFACTSTORE_LOCK_REFRESH_INTERVAL,
+//     ARTIFACTSTORE_LOCK_UNAVAILABLE_TIMEOUT and
 //     ARTIFACTSTORE_LOCK_KEY_PREFIX are read here;
 //   - the store's variables by store.ConfigFromEnv(lookup);
 //   - with the S3 backend, ARTIFACTSTORE_S3_* by s3backend.ConfigFromEnv(lookup);
@@ -257,6 +281,7 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		{EnvLockExpiry, &c.LockConfig.Expiry},
 		{EnvLockRetryInterval, &c.LockConfig.RetryInterval},
 		{EnvLockRefreshInterval, &c.LockConfig.RefreshInterval},
+		{EnvLockUnavailableTimeout, &c.LockConfig.UnavailableTimeout},
 	} {
 		if v := get(d.name); v != "" {
 			dur, err := time.ParseDuration(v)
@@ -319,8 +344,8 @@ func (c Config) String() string {
 	}
 	if d.Lock != LockNone {
 		lc := d.LockConfig.WithDefaults()
-		s += fmt.Sprintf(" LockConfig:{Timeout:%v RetryInterval:%v Expiry:%v RefreshInterval:%v KeyPrefix:%q}",
-			lc.Timeout, lc.RetryInterval, lc.Expiry, lc.RefreshInterval, lc.KeyPrefix)
+		s += fmt.Sprintf(" LockConfig:{Timeout:%v UnavailableTimeout:%v RetryInterval:%v Expiry:%v RefreshInterval:%v KeyPrefix:%q}",
+			lc.Timeout, lc.UnavailableTimeout, lc.RetryInterval, lc.Expiry, lc.RefreshInterval, lc.KeyPrefix)
 	}
 	st := d.Store.WithDefaults()
 	s += fmt.Sprintf(" Store:{Versioning:%t MaxVersions:%d Compression:%t DisableVerify:%t LockTimeout:%v WriterID:%q}}",

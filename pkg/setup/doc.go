@@ -17,12 +17,32 @@
 // Every field's comment states its default and its environment variable.
 // FromEnv reads ARTIFACTSTORE_BACKEND, ARTIFACTSTORE_DIR,
 // ARTIFACTSTORE_FILE_NO_SYNC, ARTIFACTSTORE_LOCK, ARTIFACTSTORE_LOCK_DIR and
-// ARTIFACTSTORE_LOCK_{EXPIRY,RETRY_INTERVAL,REFRESH_INTERVAL,KEY_PREFIX}
-// itself and delegates the rest to the loaders of the packages that own the
+// ARTIFACTSTORE_LOCK_{EXPIRY,RETRY_INTERVAL,REFRESH_INTERVAL,
+// UNAVAILABLE_TIMEOUT,KEY_PREFIX} itself and delegates the rest to the loaders of the packages that own the
 // settings: store.ConfigFromEnv, s3backend.ConfigFromEnv and
 // redislock.ConfigFromEnv. Credentials (S3 keys, the Redis password) are
 // never printed or logged: Config's String, Format and LogValue redact
 // them.
+//
+// # Credentials and transport
+//
+// S3 credentials are the configured keys when ARTIFACTSTORE_S3_ACCESS_KEY
+// is set, and otherwise minio-go's chain: AWS_ACCESS_KEY_ID and friends,
+// the shared credentials file (ARTIFACTSTORE_S3_CREDENTIALS_FILE,
+// ARTIFACTSTORE_S3_PROFILE), then IAM (web identity as on EKS, ECS, EC2
+// instance metadata). Server-side encryption, storage class, bucket
+// lookup style and the connect and request timeouts are s3backend.Config
+// fields. Redis masters may be given as redis:// or rediss:// URLs, with
+// TLS files, timeouts and pool size in redislock.Config.
+//
+// # Failing fast
+//
+// With Redis locks, a write fails within about Redis.DialTimeout (2s)
+// when the lock service cannot be reached, with an error matching
+// store.ErrLockTimeout and lock.ErrUnavailable, and at once when a master
+// refuses the password or ACL, with store.ErrPermissionDenied; reads take
+// no lock and keep working. A hung S3 server fails each request after
+// S3.RequestTimeout (30s) with a transient error, which the store retries.
 //
 // # Errors
 //
