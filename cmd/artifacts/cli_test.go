@@ -17,6 +17,7 @@ import (
 
 	"github.com/necrocode/artifactstore/pkg/backend"
 	"github.com/necrocode/artifactstore/pkg/backend/filebackend"
+	"github.com/necrocode/artifactstore/pkg/lock"
 	"github.com/necrocode/artifactstore/pkg/lock/filelock"
 	"github.com/necrocode/artifactstore/pkg/setup"
 	"github.com/necrocode/artifactstore/pkg/store"
@@ -899,6 +900,11 @@ func TestExitCodes(t *testing.T) {
 		{ctx, store.ErrPermissionDenied, exitPermission},
 		{ctx, os.ErrPermission, exitPermission},
 		{ctx, store.ErrUnsupported, exitUnsupported},
+		// An unreachable lock service also ends the wait with a timeout.
+		{ctx, errors.Join(store.ErrLockTimeout, lock.ErrUnavailable), exitUnavailable},
+		{ctx, lock.ErrUnavailable, exitUnavailable},
+		// A refused Redis password is reported by an unavailable quorum.
+		{ctx, errors.Join(lock.ErrUnavailable, lock.ErrPermissionDenied), exitPermission},
 		{cancelled, context.Canceled, exitInterrupted},
 		// An unknown outcome says more than the cancellation it may wrap.
 		{ctx, store.ErrUnknownOutcome, exitUnknown},

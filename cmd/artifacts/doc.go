@@ -97,6 +97,12 @@
 //	9    outcome unknown: the write reached the store but whether it took
 //	     effect could not be learned (store.ErrUnknownOutcome); read the
 //	     artifact to find out
+//	10   lock service unavailable: too few Redis masters could be reached
+//	     (lock.ErrUnavailable; nothing listening, a host that does not
+//	     answer, TLS refused). A write gives up after about the Redis dial
+//	     timeout (ARTIFACTSTORE_REDIS_DIAL_TIMEOUT, 2s), not after the lock
+//	     timeout; reads take no lock and still work. A refused Redis
+//	     password or ACL is a permission error (7), at once.
 //	130  interrupted: SIGINT or SIGTERM cancels the operation's context
 //
 // A failed get to stdout may already have written part of the content:

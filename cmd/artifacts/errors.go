@@ -26,6 +26,7 @@ const (
 	exitPermission  = 7   // permission denied
 	exitUnsupported = 8   // the configured lock cannot do it (lock status/break with --lock none)
 	exitUnknown     = 9   // the write may or may not have taken effect (store.ErrUnknownOutcome)
+	exitUnavailable = 10  // the lock service could not be reached (lock.ErrUnavailable)
 	exitInterrupted = 130 // interrupted by SIGINT/SIGTERM
 )
 
@@ -40,6 +41,8 @@ const exitCodesHelp = `Exit status:
   6    lock: lock wait timed out, lock held, lease lost, conflicting concurrent write
   7    permission denied
   8    unsupported by the configured lock (lock status/break with --lock none)
+  9    outcome unknown: the write may or may not have taken effect; read to find out
+  10   lock service unavailable: too few Redis masters could be reached
   130  interrupted (SIGINT, SIGTERM)
 `
 
@@ -95,14 +98,20 @@ func exitCode(ctx context.Context, err error) int {
 	// A missing blob matches ErrIntegrity and ErrNotFound: integrity first.
 	case errors.Is(err, store.ErrIntegrity):
 		return exitIntegrity
+	// A Redis master that refuses the password also counts as unavailable:
+	// permission first.
+	case errors.Is(err, store.ErrPermissionDenied), errors.Is(err, fs.ErrPermission):
+		return exitPermission
+	// An unreachable lock service ends the wait with ErrLockTimeout too:
+	// unavailable first.
+	case errors.Is(err, lock.ErrUnavailable):
+		return exitUnavailable
 	// A lock timeout may match context.DeadlineExceeded too: before context.
 	case errors.Is(err, store.ErrLockTimeout), errors.Is(err, store.ErrLocked),
 		errors.Is(err, store.ErrLeaseLost), errors.Is(err, store.ErrConflict):
 		return exitLocked
 	case errors.Is(err, store.ErrStorageFull):
 		return exitStorageFull
-	case errors.Is(err, store.ErrPermissionDenied), errors.Is(err, fs.ErrPermission):
-		return exitPermission
 	case errors.Is(err, store.ErrInvalidArgument), errors.Is(err, backend.ErrInvalidKey), errors.Is(err, lock.ErrInvalidKey):
 		return exitUsage
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, fs.ErrNotExist):

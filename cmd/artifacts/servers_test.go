@@ -80,3 +80,33 @@ func TestS3Redis(t *testing.T) {
 	}
 	c.fails(exitUsage, "--config", cfgFile, "--redis", redis.Addr(), "get", "artifact://../x/y")
 }
+
+// TestLockServiceFailsFast: with Redis locks and nothing listening, a put
+// exits 10 (lock service unavailable) long before its lock timeout (an
+// hour: the test's own deadline would end it first, exit 130); with a
+// refused password it exits 7 (permission denied); reads still work.
+func TestLockServiceFailsFast(t *testing.T) {
+	t.Parallel()
+	redis := testenv.StartRedis(t, "--requirepass", "right")
+	for _, tc := range []struct {
+		name, addrs, password string
+		code                  int
+	}{
+		{"nothing listening", testenv.Addr(testenv.FreePort(t)), "", exitUnavailable},
+		{"wrong password", redis.Addr(), "wrong", exitPermission},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCLI(t)
+			c.env["ARTIFACTSTORE_LOCK"] = "redis"
+			c.env["ARTIFACTSTORE_REDIS_ADDRS"] = tc.addrs
+			c.env["ARTIFACTSTORE_REDIS_PASSWORD"] = tc.password
+			c.env["ARTIFACTSTORE_REDIS_DIAL_TIMEOUT"] = "300ms"
+			c.env["ARTIFACTSTORE_LOCK_TIMEOUT"] = "1h"
+			r := c.fails(tc.code, "put", "artifact://spec/t1/log", writeFile(t, "a.log", []byte("x")))
+			if strings.Contains(r.stderr, "wrong") {
+				t.Errorf("the error shows the password: %q", r.stderr)
+			}
+			c.ok("ls")
+		})
+	}
+}
