@@ -131,42 +131,14 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 		}
 	}
 	var errs []error
-	malformed := func(name, v, what string) {
-		errs = append(errs, fmt.Errorf("redislock: %w: %s=%q is not %s", lock.ErrInvalidArgument, name, v, what))
-	}
-	for _, b := range []struct {
-		name string
-		dst  *bool
-	}{{EnvTLS, &c.TLS}, {EnvTLSInsecureSkipVerify, &c.TLSInsecureSkipVerify}} {
-		if v := getenv(b.name); v != "" {
-			var err error
-			if *b.dst, err = strconv.ParseBool(v); err != nil {
-				malformed(b.name, v, "a boolean")
-			}
-		}
-	}
-	for _, n := range []struct {
-		name string
-		dst  *int
-	}{{EnvDB, &c.DB}, {EnvPoolSize, &c.PoolSize}} {
-		if v := getenv(n.name); v != "" {
-			var err error
-			if *n.dst, err = strconv.Atoi(v); err != nil {
-				malformed(n.name, v, "a number")
-			}
-		}
-	}
-	for _, d := range []struct {
-		name string
-		dst  *time.Duration
-	}{{EnvDialTimeout, &c.DialTimeout}, {EnvReadTimeout, &c.ReadTimeout}, {EnvWriteTimeout, &c.WriteTimeout}} {
-		if v := getenv(d.name); v != "" {
-			var err error
-			if *d.dst, err = time.ParseDuration(v); err != nil {
-				malformed(d.name, v, "a duration such as 2s")
-			}
-		}
-	}
+	parseVars(getenv, &errs, "a boolean", strconv.ParseBool,
+		envVar[bool]{EnvTLS, &c.TLS}, envVar[bool]{EnvTLSInsecureSkipVerify, &c.TLSInsecureSkipVerify})
+	parseVars(getenv, &errs, "a number", strconv.Atoi,
+		envVar[int]{EnvDB, &c.DB}, envVar[int]{EnvPoolSize, &c.PoolSize})
+	parseVars(getenv, &errs, "a duration such as 2s", time.ParseDuration,
+		envVar[time.Duration]{EnvDialTimeout, &c.DialTimeout},
+		envVar[time.Duration]{EnvReadTimeout, &c.ReadTimeout},
+		envVar[time.Duration]{EnvWriteTimeout, &c.WriteTimeout})
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, err
 	}
@@ -174,6 +146,29 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 		return Config{}, err
 	}
 	return c, nil
+}
+
+// envVar binds one environment variable to a Config field of type T.
+type envVar[T any] struct {
+	name string
+	dst  *T
+}
+
+// parseVars sets each field whose variable is set, with parse; a
+// malformed value adds an error naming the variable and what it should be.
+func parseVars[T any](getenv func(string) string, errs *[]error, what string, parse func(string) (T, error), vars ...envVar[T]) {
+	for _, ev := range vars {
+		v := getenv(ev.name)
+		if v == "" {
+			continue
+		}
+		x, err := parse(v)
+		if err != nil {
+			*errs = append(*errs, fmt.Errorf("redislock: %w: %s=%q is not %s", lock.ErrInvalidArgument, ev.name, v, what))
+			continue
+		}
+		*ev.dst = x
+	}
 }
 
 // WithDefaults returns c with every zero field set to its default.

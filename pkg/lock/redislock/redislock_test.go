@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"strconv"
@@ -691,13 +689,7 @@ func TestPasswordNeverLogged(t *testing.T) {
 	}
 	_ = l2.Close()
 
-	jsonBytes, _ := json.Marshal(rc)
-	printed := strings.Join([]string{
-		logs.String(), aerr.Error(), rc.String(),
-		fmt.Sprintf("%v %+v %#v %s %q", rc, rc, rc, rc, rc),
-		fmt.Sprint(rc.LogValue()), string(jsonBytes),
-	}, "\n")
-	if strings.Contains(printed, secret) {
+	if printed := printedForms(t, rc, logs.String(), aerr.Error()); strings.Contains(printed, secret) {
 		t.Fatalf("password printed:\n%s", printed)
 	}
 	if !strings.Contains(rc.String(), "REDACTED") {

@@ -78,14 +78,7 @@ func TestURLPasswordRedacted(t *testing.T) {
 	if verr == nil {
 		t.Fatal("Validate accepted the same master twice")
 	}
-	js, err := json.Marshal(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	printed := strings.Join([]string{
-		verr.Error(), c.String(), fmt.Sprintf("%v %+v %#v %s %q", c, c, c, c, c), fmt.Sprint(c.LogValue()), string(js),
-	}, "\n")
-	if strings.Contains(printed, secret) {
+	if printed := printedForms(t, c, verr.Error()); strings.Contains(printed, secret) {
 		t.Fatalf("URL password printed:\n%s", printed)
 	}
 	if !strings.Contains(c.String(), "u:REDACTED@h1:6379") {
@@ -165,6 +158,18 @@ func TestRefusedCredentialsFailAtOnce(t *testing.T) {
 	}
 }
 
+// printedForms is every way c can be printed, logged or marshalled, and
+// extra, one per line.
+func printedForms(t *testing.T, c redislock.Config, extra ...string) string {
+	t.Helper()
+	js, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(append(extra,
+		c.String(), fmt.Sprintf("%v %+v %#v %s %q", c, c, c, c, c), fmt.Sprint(c.LogValue()), string(js)), "\n")
+}
+
 // tlsFiles are PEM files made by newTLSFiles.
 type tlsFiles struct {
 	ca, serverCert, serverKey, clientCert, clientKey, otherCA string
@@ -200,20 +205,19 @@ func newTLSFiles(t *testing.T) tlsFiles {
 			NotAfter:     time.Now().Add(time.Hour),
 		}
 	}
+	sign := func(tmpl, parent *x509.Certificate, k, parentKey *ecdsa.PrivateKey) []byte {
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &k.PublicKey, parentKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return der
+	}
 	newCA := func(cn string) (*x509.Certificate, *ecdsa.PrivateKey, []byte) {
 		k := newKey()
 		tmpl := template(cn)
 		tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
 		tmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cert, err := x509.ParseCertificate(der)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return cert, k, der
+		return tmpl, k, sign(tmpl, tmpl, k, k)
 	}
 	leaf := func(name string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, usage x509.ExtKeyUsage, certFile, keyFile string) (string, string) {
 		k := newKey()
@@ -224,10 +228,7 @@ func newTLSFiles(t *testing.T) tlsFiles {
 			tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
 			tmpl.DNSNames = []string{name}
 		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
+		der := sign(tmpl, ca, k, caKey)
 		kder, err := x509.MarshalECPrivateKey(k)
 		if err != nil {
 			t.Fatal(err)
