@@ -90,7 +90,7 @@ type Config struct {
 	// Credentials come from AccessKey/SecretKey when set, otherwise from
 	// minio-go's chain (AWS_* variables, the shared credentials file and
 	// Profile, IAM and web identity); SSE, SSEKMSKeyID, StorageClass,
-	// BucketLookup, ConnectTimeout (10s) and RequestTimeout (30s) tune the
+	// BucketLookup, ConnectTimeout (10s) and RequestTimeout (10s) tune the
 	// transport. Env ARTIFACTSTORE_S3_* (s3backend.ConfigFromEnv: ENDPOINT,
 	// BUCKET, PREFIX, REGION, CREDENTIALS, PROFILE, CREDENTIALS_FILE,
 	// ACCESS_KEY, SECRET_KEY, SESSION_TOKEN, SSE, SSE_KMS_KEY_ID,

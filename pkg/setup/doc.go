@@ -42,7 +42,7 @@
 // store.ErrLockTimeout and lock.ErrUnavailable, and at once when a master
 // refuses the password or ACL, with store.ErrPermissionDenied; reads take
 // no lock and keep working. A hung S3 server fails each request after
-// S3.RequestTimeout (30s) with a transient error, which the store retries.
+// S3.RequestTimeout (10s) with a transient error, which the store retries.
 //
 // # Errors
 //

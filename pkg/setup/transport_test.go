@@ -26,7 +26,7 @@ func TestFromEnvTransport(t *testing.T) {
 		s3backend.EnvSSEKMSKeyID:           "alias/artifacts",
 		s3backend.EnvStorageClass:          "STANDARD_IA",
 		s3backend.EnvBucketLookup:          "dns",
-		s3backend.EnvRequestTimeout:        "10s",
+		s3backend.EnvRequestTimeout:        "7s",
 		redislock.EnvAddrs:                 "rediss://locks:pw@r1.example.com:6380/2,rediss://r2.example.com",
 		redislock.EnvTLSServerName:         "redis.example.com",
 		redislock.EnvDialTimeout:           "750ms",
@@ -38,7 +38,7 @@ func TestFromEnvTransport(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.S3.Credentials != "" || c.S3.Profile != "ci" || c.S3.SSE != s3backend.SSEKMS || c.S3.SSEKMSKeyID != "alias/artifacts" ||
-		c.S3.StorageClass != "STANDARD_IA" || c.S3.BucketLookup != s3backend.BucketLookupDNS || c.S3.RequestTimeout != 10*time.Second {
+		c.S3.StorageClass != "STANDARD_IA" || c.S3.BucketLookup != s3backend.BucketLookupDNS || c.S3.RequestTimeout != 7*time.Second {
 		t.Errorf("S3 %v", c.S3)
 	}
 	if len(c.Redis.Addrs) != 2 || c.Redis.TLSServerName != "redis.example.com" || c.Redis.DialTimeout != 750*time.Millisecond || c.Redis.PoolSize != 4 {

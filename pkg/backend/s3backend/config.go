@@ -104,8 +104,10 @@ const (
 	// DefaultConnectTimeout bounds a TCP connection and its TLS handshake.
 	DefaultConnectTimeout = 10 * time.Second
 	// DefaultRequestTimeout bounds the wait for the answer to one request
-	// once it is sent.
-	DefaultRequestTimeout = 30 * time.Second
+	// once it is sent. S3 answers in well under a second; the store
+	// retries a timed-out request (3 times by default), so a hung server
+	// fails a store call after about 4 x 10s.
+	DefaultRequestTimeout = 10 * time.Second
 )
 
 // redacted replaces a credential that is set in String and LogValue.
@@ -173,8 +175,9 @@ type Config struct {
 	// accepts connections but does not answer fails the call with a
 	// transient error after RequestTimeout instead of hanging. It does not
 	// bound sending a body or reading a downloaded one, which take as long
-	// as the object needs. It needs the default Transport. Default
-	// DefaultRequestTimeout (30s).
+	// as the object needs. The store retries such a failure like any
+	// transient one (store.Config.Retry). It needs the default Transport.
+	// Default DefaultRequestTimeout (10s).
 	RequestTimeout time.Duration
 	// UseSSL selects HTTPS. Default false (plain HTTP).
 	UseSSL bool
