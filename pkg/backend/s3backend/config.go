@@ -173,7 +173,9 @@ type Config struct {
 	// RequestTimeout bounds the wait for the server's answer (its
 	// response headers) once a request is sent, so that a server that
 	// accepts connections but does not answer fails the call with a
-	// transient error after RequestTimeout instead of hanging. It does not
+	// transient error after RequestTimeout instead of hanging (a
+	// conditional PUT, which first waits up to RequestTimeout/2 for "100
+	// Continue", after 1.5 x RequestTimeout). It does not
 	// bound sending a body or reading a downloaded one, which take as long
 	// as the object needs. The store retries such a failure like any
 	// transient one (store.Config.Retry). It needs the default Transport.

@@ -91,9 +91,11 @@ func newBackend(ctx context.Context, cfg Config, maxParts int64) (*Backend, erro
 		tr.DialContext = (&net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext
 		tr.TLSHandshakeTimeout = cfg.ConnectTimeout
 		tr.ResponseHeaderTimeout = cfg.RequestTimeout
-		// A server that does not answer a 100-continue is sent the body
-		// anyway after this long; then RequestTimeout bounds its answer.
-		tr.ExpectContinueTimeout = min(tr.ExpectContinueTimeout, cfg.RequestTimeout)
+		// A conditional PUT waits this long for 100 Continue (see
+		// conditionalCloser) before it sends its body anyway; then
+		// RequestTimeout bounds the answer: 1.5 x RequestTimeout in all
+		// against a server that never answers.
+		tr.ExpectContinueTimeout = min(tr.ExpectContinueTimeout, cfg.RequestTimeout/2)
 		b.transport, rt = tr, tr
 	}
 	rt = conditionalCloser{rt}
@@ -670,9 +672,9 @@ func (b *Backend) List(ctx context.Context, prefix string) iter.Seq2[backend.Obj
 // the 412 before the client reads it ("write: broken pipe" on MinIO). With
 // "Expect: 100-continue" the body waits for the server's 100 Continue, and
 // after a 412 it is not sent at all. (It waits at most the transport's
-// ExpectContinueTimeout, 10s in minio-go's default transport, for a
-// server that ignores Expect; an injected transport without one sends the
-// body at once.)
+// ExpectContinueTimeout, Config.RequestTimeout/2 capped at minio-go's 10s,
+// for a server that ignores Expect; an injected transport without one
+// sends the body at once.)
 //
 // The cost is one new connection per conditional write (a TCP handshake,
 // and a TLS one over https) and, for a PUT, one round trip before the body;
