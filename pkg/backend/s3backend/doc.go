@@ -22,6 +22,29 @@
 // DELETE, a Put up to Config.PartSize one PUT. Larger Puts are multipart
 // uploads of PartSize parts.
 //
+// # Credentials and transport
+//
+// Config.Credentials picks the signing keys: CredentialsStatic (AccessKey,
+// SecretKey, SessionToken), CredentialsChain (minio-go's providers in turn:
+// AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN,
+// MINIO_ACCESS_KEY/MINIO_SECRET_KEY, the shared credentials file
+// (CredentialsFile, Profile), then IAM: web identity as EKS IRSA sets it
+// up, the ECS container endpoint, EC2 instance metadata; temporary
+// credentials are refreshed) or CredentialsAnonymous. The default is static
+// when AccessKey is set and the chain otherwise; a chain that finds nothing
+// sends unsigned requests, after asking the instance metadata service on
+// each request, so set CredentialsAnonymous for a public bucket.
+//
+// SSE (SSES3 "AES256" or SSEKMS "aws:kms" with SSEKMSKeyID) and
+// StorageClass go with every upload, multipart ones included; reads need
+// nothing. BucketLookup chooses path-style or virtual-host-style URLs.
+// ConnectTimeout (10s) bounds a connection and its TLS handshake;
+// RequestTimeout (10s) bounds the wait for the answer once a request is
+// sent, so that a server that accepts connections and never answers fails
+// the call with backend.ErrTransient (a conditional PUT, which first waits
+// up to half of it for "100 Continue", after 1.5 x RequestTimeout). The
+// time to send or receive a body is not bounded: it is the object's.
+//
 // # Memory and size limits
 //
 // Put always passes a known size through to minio-go. A Put holds at most
@@ -102,8 +125,8 @@
 //     InsufficientStorage/507: backend.ErrStorageFull.
 //   - EntityTooLarge, 413: backend.ErrTooLarge.
 //   - SlowDown and other throttling, InternalError, ServiceUnavailable,
-//     RequestTimeout, 408/429/5xx, a broken connection, a body cut short:
-//     backend.ErrTransient.
+//     RequestTimeout, 408/429/5xx, a broken connection, a body cut short,
+//     no answer within Config.RequestTimeout: backend.ErrTransient.
 //   - A failure of the caller's reader is returned as it is (wrapped), and
 //     a reader delivering fewer or more bytes than the size passed to Put
 //     gives backend.ErrSizeMismatch; neither is transient.

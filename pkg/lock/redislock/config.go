@@ -272,7 +272,7 @@ func (c Config) parseAddr(a string) (master, error) {
 	return m, nil
 }
 
-// redactAddr is a for errors and logs: a URL's password replaced.
+// redactAddr is a as errors and logs show it: a URL's password replaced.
 func redactAddr(a string) string {
 	if !strings.Contains(a, "://") {
 		return a
