@@ -39,26 +39,25 @@ func TestOptionsFromAddresses(t *testing.T) {
 	want := []struct {
 		addr, user, pw string
 		db             int
-		tls            bool
+		serverName     string // "" for no TLS
 	}{
-		{"10.0.0.1:6379", "shared", "shared-pw", 1, false},
-		{"10.0.0.2:6379", "alice", "pw1", 4, false},
-		{"10.0.0.3:6380", "shared", "shared-pw", 1, true},
-		{"[::1]:6379", "bob", "shared-pw", 1, true},
+		{"10.0.0.1:6379", "shared", "shared-pw", 1, ""},
+		{"10.0.0.2:6379", "alice", "pw1", 4, ""},
+		{"10.0.0.3:6380", "shared", "shared-pw", 1, "10.0.0.3"},
+		{"[::1]:6379", "bob", "shared-pw", 1, "::1"},
 	}
 	if len(opts) != len(want) {
 		t.Fatalf("%d options, want %d", len(opts), len(want))
 	}
 	for i, w := range want {
 		o := opts[i]
-		if o.Addr != w.addr || o.Username != w.user || o.Password != w.pw || o.DB != w.db || (o.TLSConfig != nil) != w.tls {
+		if o.Addr != w.addr || o.Username != w.user || o.Password != w.pw || o.DB != w.db || (o.TLSConfig != nil) != (w.serverName != "") {
 			t.Errorf("master %d: Addr %q Username %q Password %q DB %d TLS %v, want %+v",
 				i, o.Addr, o.Username, o.Password, o.DB, o.TLSConfig != nil, w)
 		}
-		if w.tls && (o.TLSConfig.InsecureSkipVerify || o.TLSConfig.ServerName != strings.Trim(strings.Split(w.addr, "]")[0], "[")) &&
-			o.TLSConfig.ServerName != strings.Split(w.addr, ":")[0] {
-			t.Errorf("master %d: TLS ServerName %q InsecureSkipVerify %v, want the host, verified",
-				i, o.TLSConfig.ServerName, o.TLSConfig.InsecureSkipVerify)
+		if o.TLSConfig != nil && (o.TLSConfig.ServerName != w.serverName || o.TLSConfig.InsecureSkipVerify) {
+			t.Errorf("master %d: TLS ServerName %q InsecureSkipVerify %v, want %q, verified",
+				i, o.TLSConfig.ServerName, o.TLSConfig.InsecureSkipVerify, w.serverName)
 		}
 	}
 	tlsAll := redislock.Config{Addrs: []string{"h1:1", "h2:2"}, TLS: true, TLSServerName: "redis.internal"}
