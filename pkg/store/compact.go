@@ -198,15 +198,26 @@ func (s *Store) foldLog(ctx context.Context, lease *lock.Lease, v *catalogView) 
 		replaced = append(replaced, si.Key)
 	}
 	root := &catalog.Root{Schema: catalog.Schema, Generation: v.root.Generation + 1, Segments: segments}
+	if err := s.publishRoot(ctx, lease, v, w, root, usage, &rep); err != nil {
+		return rep, err
+	}
+	rep.SegmentsDeleted = s.deleteSegments(ctx, replaced)
+	return rep, nil
+}
+
+// publishRoot commits root, with the usage totals, over v's root, then
+// trims v's log (after the commit, never before) and reports the new
+// root in rep. When the commit fails, the segments w wrote are deleted
+// (unless the commit may have landed).
+func (s *Store) publishRoot(ctx context.Context, lease *lock.Lease, v *catalogView, w *segmentWriter, root *catalog.Root, usage map[catalog.UsageKey]catalog.Totals, rep *CatalogReport) error {
 	root.SetUsage(usage)
 	if err := s.commitRoot(ctx, lease, root, v.rootETag); err != nil {
-		return rep, w.abort(err)
+		return w.abort(err)
 	}
 	rep.Generation, rep.Segments, rep.SegmentsWritten = root.Generation, len(root.Segments), len(w.written)
 	rep.Artifacts = artifactsIn(root)
-	s.trimLog(ctx, v, &rep)
-	rep.SegmentsDeleted = s.deleteSegments(ctx, replaced)
-	return rep, nil
+	s.trimLog(ctx, v, rep)
+	return nil
 }
 
 // artifactsIn counts the records of root.
@@ -407,13 +418,9 @@ func (s *Store) rebuildCatalog(ctx context.Context, lease *lock.Lease, v *catalo
 		gen = v.root.Generation + 1
 	}
 	root := &catalog.Root{Schema: catalog.Schema, Generation: gen, Segments: segments}
-	root.SetUsage(usage)
-	if err := s.commitRoot(ctx, lease, root, v.rootETag); err != nil {
-		return rep, w.abort(err)
+	if err := s.publishRoot(ctx, lease, v, w, root, usage, &rep); err != nil {
+		return rep, err
 	}
-	rep.Generation, rep.Segments, rep.SegmentsWritten = root.Generation, len(root.Segments), len(w.written)
-	rep.Artifacts = artifactsIn(root)
-	s.trimLog(ctx, v, &rep)
 	rep.SegmentsDeleted = s.deleteStraySegments(ctx, root)
 	s.compactor.damaged.Store(false)
 	s.log.Info("store: catalog rebuilt from the manifests", "artifacts", rep.Artifacts, "segments", rep.Segments)
