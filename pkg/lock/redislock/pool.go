@@ -24,7 +24,9 @@ import (
 //     fence increment and holder record on success, plus the waiting-queue
 //     gate on the key's queue master.
 //   - Eval of Redsync's delete script runs releaseScript: the same
-//     compare-and-delete, plus the wake-up PUBLISH.
+//     compare-and-delete, plus the hand-off to the next waiter (on the
+//     queue master first; the other masters then hand the key to the same
+//     heir) or the wake-up PUBLISH.
 //   - Eval of Redsync's touch script runs it unchanged.
 //
 // Each call records its per-master outcome in the op found in its context,
@@ -71,17 +73,19 @@ type op struct {
 	holder string // acquire: holder JSON
 	since  int64  // acquire: unix ms
 
-	gate chan struct{} // acquire: closed when the queue master has answered
+	start time.Time     // acquire: when the attempt started
+	gate  chan struct{} // acquire, release: closed when the queue master has answered
 
 	mu    sync.Mutex
 	nodes []nodeResult
+	heir  string // release: the waiter the queue master handed the key to
 }
 
 type opCtxKey struct{}
 
 func newOp(kind opKind, names keyNames, n int) *op {
 	o := &op{kind: kind, names: names, nodes: make([]nodeResult, n)}
-	if kind == opAcquire {
+	if kind == opAcquire || kind == opRelease {
 		o.gate = make(chan struct{})
 	}
 	return o
@@ -186,7 +190,7 @@ func (c *conn) SetNX(name, value string, expiry time.Duration) (bool, error) {
 	gated := i == o.names.queueNode
 	if gated {
 		defer close(o.gate)
-	} else if !l.waitGate(c.ctx, o) {
+	} else if l.waitGate(c.ctx, o) && o.get(o.names.queueNode).status == stRefused {
 		// The queue gave the turn to another waiter: do not try here.
 		o.set(i, nodeResult{status: stRefused})
 		return false, nil
@@ -245,8 +249,18 @@ func (c *conn) Eval(s *redsyncredis.Script, keysAndArgs ...any) (any, error) {
 	l, i := c.p.l, c.p.idx
 	isQueue := i == o.names.queueNode
 	ctx := c.ctx
-	restoreWaiter, ticket := "", ""
-	if o.kind == opAcquire {
+	restoreWaiter, ticket, handoff, heir := "", "", "1", ""
+	switch {
+	case o.kind == opRelease && isQueue:
+		defer close(o.gate)
+	case o.kind == opRelease:
+		// Hand the key to the waiter the queue master handed it to.
+		if l.waitGate(ctx, o) {
+			o.mu.Lock()
+			heir = o.heir
+			o.mu.Unlock()
+		}
+	default:
 		// Cleanup of a failed attempt. A master that answered that it did
 		// not take the key has nothing of ours; any other may have it.
 		r := o.get(i)
@@ -260,15 +274,30 @@ func (c *conn) Eval(s *redsyncredis.Script, keysAndArgs ...any) (any, error) {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), l.attemptTimeout)
 		defer cancel()
+		handoff = "0"
 	}
 	q := "0"
 	if isQueue {
 		q = "1"
 	}
-	st, err := releaseScript.Run(ctx, c.p.client, o.names.keys(),
-		token, restoreWaiter, ticket, l.stale.Milliseconds(), o.names.channel, q, l.wakePrefix).Int64()
+	vals, err := releaseScript.Run(ctx, c.p.client, o.names.keys(),
+		token, restoreWaiter, ticket, l.stale.Milliseconds(), o.names.channel, q, l.wakePrefix, handoff, heir).Slice()
+	var st int64
+	if err == nil {
+		if len(vals) != 2 {
+			err = fmt.Errorf("release script: unexpected reply %v", vals)
+		} else {
+			st, _ = vals[0].(int64)
+			heir, _ = vals[1].(string)
+		}
+	}
 	if o.kind == opRelease {
-		o.set(i, releaseResult(st, err))
+		o.mu.Lock()
+		o.nodes[i] = releaseResult(st, err)
+		if isQueue {
+			o.heir = heir
+		}
+		o.mu.Unlock()
 	}
 	if err != nil {
 		return nil, err
@@ -320,18 +349,17 @@ func (c *conn) evalRedsync(ctx context.Context, s *redsyncredis.Script, keysAndA
 	return v, err
 }
 
-// waitGate waits until the key's queue master has answered o's attempt, for
-// at most a quarter of the attempt timeout (a hung queue master must not stop
-// the others), and reports whether this master may be tried: not when the
-// queue gave the turn to another waiter.
+// waitGate waits until the key's queue master has answered o, for at most a
+// quarter of the attempt timeout (a hung queue master must not stop the
+// others), and reports whether it did.
 func (l *Locker) waitGate(ctx context.Context, o *op) bool {
 	t := time.NewTimer(l.attemptTimeout / 4)
 	defer t.Stop()
 	select {
 	case <-o.gate:
-		return o.get(o.names.queueNode).status != stRefused
+		return true
 	case <-t.C:
 	case <-ctx.Done():
 	}
-	return true
+	return false
 }

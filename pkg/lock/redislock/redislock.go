@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -46,6 +47,10 @@ type Locker struct {
 	// it is alive; stale is how long a silent waiter keeps its entry (it
 	// keeps its ticket, hence its place, when it comes back).
 	beat, idleBeat, stale time.Duration
+	// claimWindow is how long a lock handed to one of this Locker's waiters
+	// is set for on the masters until the waiter claims it (extends it to
+	// the expiry): the most a waiter that has gone away holds up the queue.
+	claimWindow time.Duration
 	// wakePrefix starts every Locker's own wake-up channel (see scripts.go).
 	wakePrefix string
 
@@ -100,6 +105,7 @@ func New(clients []redis.UniversalClient, cfg lock.Config) (*Locker, error) {
 	l.beat = min(max(cfg.RetryInterval, 10*time.Millisecond), 500*time.Millisecond)
 	l.stale = max(time.Second, 10*l.beat)
 	l.idleBeat = max(l.beat, l.stale/4)
+	l.claimWindow = max(min(cfg.Expiry, l.stale).Truncate(time.Millisecond), time.Millisecond)
 	l.wakePrefix = cfg.KeyPrefix + "wake:"
 	pools := make([]redsyncredis.Pool, len(clients))
 	for i, c := range l.clients {
@@ -258,7 +264,11 @@ func (l *Locker) attempt(ctx context.Context, key string, names keyNames, w *wai
 		return nil, fmt.Errorf("redislock: acquire %q: %w", key, err)
 	}
 	var ticket string
+	opts := l.opts
 	if w != nil {
+		if g, ok := w.takeHandoff(); ok {
+			return l.handed(ctx, key, names, w, g)
+		}
 		var skip bool
 		var rank int64
 		if skip, rank, ticket = w.beforeAttempt(); skip {
@@ -270,9 +280,13 @@ func (l *Locker) attempt(ctx context.Context, key string, names keyNames, w *wai
 	o.holder = l.holder
 	o.since = time.Now().UnixMilli()
 	if w != nil {
+		// Every attempt of a waiter uses its token, the one a release
+		// hands the lock over with.
 		o.waiter, o.ticket = w.id, ticket
+		opts = append(slices.Clip(opts), redsync.WithGenValueFunc(func() (string, error) { return w.token, nil }))
 	}
-	m := l.rs.NewMutex(names.lock, l.opts...)
+	m := l.rs.NewMutex(names.lock, opts...)
+	o.start = time.Now()
 	err := m.TryLockContext(withOp(ctx, o))
 	if w != nil {
 		w.afterAttempt(o, err == nil)
@@ -282,31 +296,95 @@ func (l *Locker) attempt(ctx context.Context, key string, names keyNames, w *wai
 	}
 	d := &driver{l: l, m: m, names: names}
 	fence, err := l.settleFence(key, names, o, m.Value())
+	return l.newLease(ctx, key, d, fence, m.Until(), false, err)
+}
+
+// handed makes a lease of the lock a release handed to w (see grant in
+// scripts.go) without a round trip. A quorum of masters set w's token
+// after w's last attempt that left it queued had started (g.after), each
+// for w's claim window, so the keys live at least until g.after plus the
+// window, less Redlock's clock drift. The lease claims the full expiry a
+// quarter of the window later, unless it ended before (see claim); at once,
+// before it is returned, when that margin is thin or when the lease does
+// not refresh itself (its Until must then be the full expiry).
+func (l *Locker) handed(ctx context.Context, key string, names keyNames, w *waiter, g handoff) (*lock.Lease, error) {
+	o := newOp(opAcquire, names, len(l.clients))
+	for i, f := range g.fences {
+		if f > 0 {
+			o.set(i, nodeResult{status: stOK, fence: f})
+		}
+	}
+	m := l.rs.NewMutex(names.lock, append(slices.Clip(l.opts), redsync.WithValue(w.token))...)
+	d := &driver{l: l, m: m, names: names}
+	until := g.after.Add(l.claimWindow - l.claimWindow/100)
+	claimNow := l.cfg.DisableAutoRefresh || g.after.IsZero() || time.Until(until) < l.claimWindow/2
+	fence, err := l.settleFence(key, names, o, w.token)
+	if err == nil && claimNow && ctx.Err() == nil {
+		if ok, cerr := m.ExtendContext(withOp(ctx, newOp(opExtend, names, len(l.clients)))); ok {
+			until = m.Until()
+		} else {
+			err = fmt.Errorf("redislock: acquire %q: %w: the lock handed over could not be claimed: %w",
+				key, lock.ErrLocked, errors.Join(cerr, redsync.ErrExtendFailed))
+		}
+	}
+	return l.newLease(ctx, key, d, fence, until, !claimNow, err)
+}
+
+// newLease makes the lease of a grant, valid until until, or frees the key
+// again when err is set, the caller's context ended or the validity has
+// already passed. claim: the keys are set for the claim window only, and
+// the lease must claim them.
+func (l *Locker) newLease(ctx context.Context, key string, d *driver, fence int64, until time.Time, claim bool, err error) (*lock.Lease, error) {
 	if err == nil && ctx.Err() != nil {
 		err = fmt.Errorf("redislock: acquire %q: %w", key, ctx.Err())
 	}
-	if err == nil && !time.Now().Before(m.Until()) {
+	if err == nil && !time.Now().Before(until) {
 		err = fmt.Errorf("redislock: acquire %q: %w: the quorum was reached too late to be valid", key, lock.ErrUnavailable)
 	}
 	if err != nil {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.attemptTimeout)
 		defer cancel()
-		_, _ = m.UnlockContext(withOp(rctx, newOp(opRelease, names, len(l.clients))))
+		_, _ = d.m.UnlockContext(withOp(rctx, newOp(opRelease, d.names, len(l.clients))))
 		return nil, err
 	}
-	g := lock.Grant{Key: key, Token: m.Value(), Fence: uint64(fence), Until: m.Until()}
+	g := lock.Grant{Key: key, Token: d.m.Value(), Fence: uint64(fence), Until: until}
 	ls := lock.NewLease(g, l.cfg, d)
-	l.reap(key, ls, d)
+	l.reap(key, ls, d, claim)
 	return ls, nil
 }
 
+// claim extends a lease that was handed over for the claim window to the
+// full expiry (Refresh), a quarter of the window after the hand-off unless
+// the lease ended before: short critical sections never pay for it. A
+// transient failure is retried until the lease ends.
+func (l *Locker) claim(ls *lock.Lease) {
+	t := time.NewTimer(l.claimWindow / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-ls.Done():
+			return
+		case <-l.closed:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithDeadline(context.Background(), ls.Until())
+		err := ls.Refresh(ctx)
+		cancel()
+		if err == nil || errors.Is(err, lock.ErrLeaseLost) || errors.Is(err, lock.ErrNotHeld) {
+			return
+		}
+		t.Reset(l.claimWindow / 8)
+	}
+}
+
 // reap removes a lost lease's token from the masters as soon as the lease
-// ends without a release. A lease expires here (Until) a little before its
+// ends without a release; with claim it first claims the lease. A lease expires here (Until) a little before its
 // keys expire on the masters, which Redlock's drift margin keeps
 // conservative; deleting the keys (compare-and-delete, so only this
 // lease's) frees the key and wakes the waiters at once instead of leaving
 // them to poll until the masters expire it.
-func (l *Locker) reap(key string, ls *lock.Lease, d *driver) {
+func (l *Locker) reap(key string, ls *lock.Lease, d *driver, claim bool) {
 	reaped := make(chan struct{})
 	l.leasesMu.Lock()
 	set := l.leases[key]
@@ -326,6 +404,9 @@ func (l *Locker) reap(key string, ls *lock.Lease, d *driver) {
 			l.leasesMu.Unlock()
 			close(reaped)
 		}()
+		if claim {
+			l.claim(ls)
+		}
 		select {
 		case <-ls.Done():
 		case <-l.closed:

@@ -336,6 +336,8 @@ func TestForceUnlockAcrossMasters(t *testing.T) {
 		t.Fatalf("broken holder's Release: %v, want ErrLeaseLost", err)
 	}
 
+	for range got { // closed once the waiter has released the key
+	}
 	// ForceUnlock of a free key reports it free; with one master down it
 	// still breaks a lock.
 	if st, err := operator.ForceUnlock(ctx, "k"); err != nil || st.Held {
@@ -418,6 +420,180 @@ func TestWakeOnRelease(t *testing.T) {
 			t.Fatalf("waiter got the lock %v after the release, want it woken at once", d)
 		}
 		_ = w.Release(ctx)
+	}
+}
+
+// TestReleaseHandsOver: a release hands the lock to the head of the queue
+// in the same script, on every master, so the waiter holds it without
+// trying again: when Release returns, the masters already hold the
+// waiter's token, for its claim window only, with the next fence and the
+// waiter's holder; the waiter then claims the full expiry.
+func TestReleaseHandsOver(t *testing.T) {
+	for _, n := range []int{1, 3} {
+		t.Run(fmt.Sprintf("%dmasters", n), func(t *testing.T) {
+			e := newEnv(testenv.RedisAddrs(t, n))
+			// The head re-checks its turn every 500ms (the beat, at most
+			// 500ms), so no attempt of its own races the release; its claim
+			// window is 10 beats: 5s.
+			cfg := fastCfg()
+			cfg.RetryInterval, cfg.MaxRetryInterval = 3*time.Second, 3*time.Second
+			const window = 5 * time.Second
+			holder, waiter := e.locker(t, cfg), e.locker(t, cfg)
+			ctx := t.Context()
+			ls := mustAcquire(t, holder, "k")
+			got := make(chan *lock.Lease, 1)
+			go func() {
+				w, err := waiter.Acquire(ctx, "k")
+				if err != nil {
+					t.Errorf("waiter: %v", err)
+				}
+				got <- w
+			}()
+			waitQueued(t, e, "k", 1)
+			waitSubscribed(t, e, 1) // else the grant is missed and found by the next attempt
+			if err := ls.Release(ctx); err != nil {
+				t.Fatalf("Release: %v", err)
+			}
+			tokens := make([]string, n)
+			for i := range n {
+				c := e.client(t, i)
+				tokens[i], _ = c.Get(ctx, e.lockKey("k")).Result()
+				if ttl, err := c.PTTL(ctx, e.lockKey("k")).Result(); err != nil || ttl <= 0 || ttl > window {
+					t.Errorf("master %d: the handed-over key expires in %v (%v), want within the %v claim window", i, ttl, err, window)
+				}
+			}
+			w := <-got
+			if w == nil {
+				t.FailNow()
+			}
+			defer w.Release(ctx)
+			for i, tok := range tokens {
+				if tok != w.Token() {
+					t.Errorf("master %d held %q when Release returned, want the waiter's token %q", i, tok, w.Token())
+				}
+			}
+			if w.Fence() != ls.Fence()+1 {
+				t.Errorf("handed-over fence %d, want %d", w.Fence(), ls.Fence()+1)
+			}
+			st, err := holder.Inspect(ctx, "k")
+			if err != nil || !st.Held || st.Fence != w.Fence() || st.Holder.PID != os.Getpid() {
+				t.Errorf("Inspect after the hand-off = %+v, %v; want held with fence %d by this process", st, err, w.Fence())
+			}
+			// The lease claims the full expiry a quarter of the window later.
+			deadline := time.Now().Add(10 * time.Second)
+			for time.Until(w.Until()) < window+time.Second {
+				if time.Now().After(deadline) {
+					t.Fatalf("the handed-over lease was not claimed: Until in %v", time.Until(w.Until()))
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			for i := range n {
+				if ttl, err := e.client(t, i).PTTL(ctx, e.lockKey("k")).Result(); err != nil || ttl < window+time.Second {
+					t.Errorf("master %d: claimed key expires in %v (%v), want about the 30s expiry", i, ttl, err)
+				}
+			}
+		})
+	}
+}
+
+// TestGoneWaiterDoesNotStallQueue reproduces a waiter that is handed the
+// lock and never claims it (its process froze or died right after it
+// queued): the lock is set for that waiter's claim window only, so the
+// waiter behind it gets the key once the window has passed, long before
+// the expiry (30s) that would otherwise keep it, and within its own
+// Acquire timeout.
+func TestGoneWaiterDoesNotStallQueue(t *testing.T) {
+	e := newEnv(testenv.RedisAddrs(t, 1))
+	cfg := fastCfg() // Acquire times out after 5s; expiry 30s
+	holder, waiter := e.locker(t, cfg), e.locker(t, cfg)
+	ctx := t.Context()
+	c := e.client(t, 0)
+	q, hb := e.lockKey("k")+":q", e.lockKey("k")+":hb"
+	ls := mustAcquire(t, holder, "k")
+	// The gone waiter: queued first, heartbeat fresh for a minute, claim
+	// window 300ms; nobody listens on its Locker's channel.
+	const ghost = `GONE.GHOSTTOKEN.300.{"host":"gone","pid":1}`
+	if err := c.ZAdd(ctx, q, redis.Z{Score: 0, Member: ghost}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ZAdd(ctx, hb, redis.Z{Score: float64(time.Now().Add(time.Minute).UnixMilli()), Member: ghost}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan *lock.Lease, 1)
+	go func() {
+		w, err := waiter.Acquire(ctx, "k")
+		if err != nil {
+			t.Errorf("the waiter behind the gone one: %v", err)
+		}
+		got <- w
+	}()
+	waitQueued(t, e, "k", 2)
+	if err := ls.Release(ctx); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	// The release handed the key to the gone waiter, for its window only.
+	if v, err := c.Get(ctx, e.lockKey("k")).Result(); err != nil || v != "GHOSTTOKEN" {
+		t.Fatalf("after the release the key holds %q (%v), want the gone waiter's token", v, err)
+	}
+	if ttl, err := c.PTTL(ctx, e.lockKey("k")).Result(); err != nil || ttl <= 0 || ttl > 300*time.Millisecond {
+		t.Fatalf("the gone waiter's key expires in %v (%v), want within its 300ms claim window", ttl, err)
+	}
+	ghostFence, err := c.HGet(ctx, e.stateKey("k"), "tfence").Uint64()
+	if err != nil || ghostFence != ls.Fence()+1 {
+		t.Fatalf("the gone waiter's grant has fence %d (%v), want %d", ghostFence, err, ls.Fence()+1)
+	}
+	w := <-got
+	if w == nil {
+		t.FailNow()
+	}
+	defer w.Release(ctx)
+	if w.Fence() <= ghostFence {
+		t.Errorf("fence %d after the gone waiter's grant, want above its %d", w.Fence(), ghostFence)
+	}
+	if n, err := c.ZCard(ctx, q).Result(); err != nil || n != 0 {
+		t.Errorf("%d waiters left in the queue (%v), want none", n, err)
+	}
+}
+
+// waitSubscribed waits until n Lockers listen to their wake-up channel on
+// every master.
+func waitSubscribed(t *testing.T, e *env, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for i := range e.addrs {
+		for {
+			chans, err := e.client(t, i).PubSubChannels(t.Context(), e.prefix+"wake:*").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(chans) == n {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("master %d: wake-up channels %v, want %d", i, chans, n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+// waitQueued waits until key's queue (on master 0) has n waiters.
+func waitQueued(t *testing.T, e *env, key string, n int64) {
+	t.Helper()
+	c := e.client(t, 0)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := c.ZCard(t.Context(), e.lockKey(key)+":q").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d waiters queued for %q, want %d", got, key, n)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -12,10 +12,14 @@ import "github.com/redis/go-redis/v9"
 //	<prefix>{<key>}:released  pub/sub channel: a release that no queued waiter
 //	                          was told of
 //	<prefix>wake:<locker>     pub/sub channel of one Locker: "your turn" for
-//	                          one of its waiters (the message is the waiter's id)
+//	                          one of its waiters (the message is the waiter's
+//	                          id), or "=<fence> <id>": the lock was handed to it
 //
 // Every script touches only the keys of one lock, which share a hash tag. A
-// waiter's id is "<locker>.<n>", so the scripts find its Locker's channel.
+// waiter's id, its member in the queue, is
+// "<locker>.<token>.<claim ms>.<holder JSON>" (locker and token are base32,
+// without dots): from it the scripts find its Locker's channel and can hand
+// the lock over to it (see grant).
 
 // queueLib is shared by the scripts that read or change the waiting queue.
 // KEYS[3] is the queue, KEYS[4] the heartbeats; stale is the heartbeat
@@ -62,6 +66,45 @@ local function head()
   local h = redis.call('ZRANGE', KEYS[3], 0, 0)
   return h[1] or ''
 end
+-- grant hands the free lock to waiter h (a member as described above): it
+-- takes h out of the queue, sets the lock key to h's token for h's claim
+-- window only (a waiter that has gone away holds the others up no longer),
+-- increments the fence and records the grant as the acquire script does,
+-- and publishes "=<fence> <h>" on h's Locker channel. It returns the token,
+-- or nil when h is not a waiter's member (nothing changed then).
+local function grant(h, wakeprefix)
+  local loc, tok, claim, hold = string.match(h, '^([^.]+)%.([^.]+)%.(%d+)%.(.*)$')
+  if not loc then return nil end
+  redis.call('ZREM', KEYS[3], h)
+  redis.call('ZREM', KEYS[4], h)
+  redis.call('SET', KEYS[1], tok, 'PX', claim)
+  local f = redis.call('HINCRBY', KEYS[2], 'fence', 1)
+  redis.call('HSET', KEYS[2], 'token', tok, 'holder', hold, 'since', clock(), 'tfence', f)
+  redis.call('PUBLISH', wakeprefix .. loc, '=' .. f .. ' ' .. h)
+  return tok
+end
+-- handoff passes the free lock, on the queue master, to the head of the
+-- queue and returns the head's member ('' for none). A head that is not a
+-- waiter's member is only woken; with nobody queued the key's channel is.
+local function handoff(keychan, wakeprefix)
+  local h = head()
+  if h == '' then
+    redis.call('PUBLISH', keychan, '')
+    return ''
+  end
+  if grant(h, wakeprefix) then return h end
+  redis.call('PUBLISH', wakeprefix .. string.match(h, '^[^.]*'), h)
+  return ''
+end
+-- dequeue takes waiter w out of the queue and returns its ticket ('' when
+-- it was not queued).
+local function dequeue(w)
+  local s = redis.call('ZSCORE', KEYS[3], w)
+  if not s then return '' end
+  redis.call('ZREM', KEYS[3], w)
+  redis.call('ZREM', KEYS[4], w)
+  return s
+end
 -- wake announces that the lock may be free: on the queue master to the head
 -- of the queue alone, on its Locker's channel, or on the key's channel when
 -- nobody is queued; on the other masters a generic '~' on the key's channel,
@@ -84,7 +127,10 @@ end
 // token, and on success the per-master fence increment and holder record, in
 // one round trip. On the queue master (gated) it first lets only the head of
 // the waiting queue (or anyone when the queue is empty) try, and puts a
-// refused waiter in the queue.
+// refused waiter in the queue. A waiter whose token the key already holds
+// (the lock was handed to it, or an earlier attempt's cleanup did not reach
+// this master) has it: the key gets the full expiry, and the fence is the
+// master's counter, which the hand-off incremented.
 //
 // KEYS: lock, state, q, hb.
 // ARGV: token, expiry ms, waiter id (empty for none), gated '1'/'0', holder
@@ -99,6 +145,16 @@ var acquireScript = redis.NewScript(queueLib + `
 local w = ARGV[3]
 local gated = ARGV[4] == '1'
 local stale = tonumber(ARGV[7])
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  local ticket = ''
+  if gated then ticket = dequeue(w) end
+  local f = tonumber(redis.call('HGET', KEYS[2], 'fence') or '0')
+  if redis.call('HGET', KEYS[2], 'token') ~= ARGV[1] then
+    redis.call('HSET', KEYS[2], 'token', ARGV[1], 'holder', ARGV[5], 'since', ARGV[6], 'tfence', f)
+  end
+  return {1, f, ticket}
+end
 if gated then
   local h = head()
   if h ~= '' and h ~= w then
@@ -109,14 +165,7 @@ if gated then
 end
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   local ticket = ''
-  if w ~= '' then
-    local s = redis.call('ZSCORE', KEYS[3], w)
-    if s then
-      ticket = s
-      redis.call('ZREM', KEYS[3], w)
-      redis.call('ZREM', KEYS[4], w)
-    end
-  end
+  if w ~= '' then ticket = dequeue(w) end
   local f = redis.call('HINCRBY', KEYS[2], 'fence', 1)
   redis.call('HSET', KEYS[2], 'token', ARGV[1], 'holder', ARGV[5], 'since', ARGV[6], 'tfence', f)
   return {1, f, ticket}
@@ -128,25 +177,40 @@ return {0, rank, t}
 
 // releaseScript deletes the lock key when it still holds the token (the
 // semantics of Redsync's delete script: 1 deleted, 0 another token, -1
-// gone) and then announces the release (see wake in queueLib). A waiter
-// whose failed attempt had removed it from the queue gets its ticket back.
+// gone). A release (hand off '1') then passes the free key on: on the queue
+// master to the head of the queue (see handoff in queueLib), on the other
+// masters to the heir the queue master named, so that the next holder is
+// told it holds the lock instead of being woken to try. The cleanup of a
+// failed attempt (hand off '0') only announces the release (see wake), and
+// a waiter whose failed attempt had removed it from the queue gets its
+// ticket back.
 //
 // KEYS: lock, state, q, hb.
 // ARGV: token, waiter id to restore (empty for none), its ticket, stale ms,
-// key channel, queue master '1'/'0', wake channel prefix.
+// key channel, queue master '1'/'0', wake channel prefix, hand off '1'/'0',
+// heir (other masters: the member the queue master handed the key to, or
+// empty).
+// Returns {status, heir}: heir is the member the key was handed to, or
+// empty.
 var releaseScript = redis.NewScript(queueLib + `
 if ARGV[2] ~= '' and ARGV[3] ~= '' then
   redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
   beat(ARGV[2], tonumber(ARGV[4]))
 end
 local v = redis.call('GET', KEYS[1])
-if v ~= ARGV[1] then
-  if v then return 0 end
-  return -1
+if v and v ~= ARGV[1] then return {0, ''} end
+local st = -1
+if v then
+  redis.call('DEL', KEYS[1])
+  st = 1
 end
-redis.call('DEL', KEYS[1])
-wake(ARGV[6] == '1', ARGV[5], ARGV[7])
-return 1
+local isq = ARGV[6] == '1'
+if ARGV[8] == '1' then
+  if isq then return {st, handoff(ARGV[5], ARGV[7])} end
+  if ARGV[9] ~= '' and grant(ARGV[9], ARGV[7]) then return {st, ARGV[9]} end
+end
+if st == 1 then wake(isq, ARGV[5], ARGV[7]) end
+return {st, ''}
 `)
 
 // forceScript deletes the lock key whatever it holds, announces it like
@@ -164,15 +228,19 @@ wake(ARGV[2] == '1', ARGV[1], ARGV[3])
 return {v or '', ttl, st[1] or '', st[2] or '', st[3] or '', st[4] or ''}
 `)
 
-// leaveScript takes a waiter that gives up out of the queue and, when the
-// lock is free, wakes the new head.
+// leaveScript takes a waiter that gives up out of the queue, frees the key
+// when it holds the waiter's token (the lock was handed to the waiter as it
+// gave up) and, when the key is free, hands it to the new head.
 //
-// KEYS: lock, state, q, hb. ARGV: waiter id, wake channel prefix.
+// KEYS: lock, state, q, hb. ARGV: waiter id, wake channel prefix, the
+// waiter's token, key channel.
 var leaveScript = redis.NewScript(queueLib + `
 local was = redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[4], ARGV[1])
-if was == 1 and redis.call('EXISTS', KEYS[1]) == 0 and head() ~= '' then
-  wake(true, '', ARGV[2])
+local mine = redis.call('GET', KEYS[1]) == ARGV[3]
+if mine then redis.call('DEL', KEYS[1]) end
+if (was == 1 or mine) and redis.call('EXISTS', KEYS[1]) == 0 then
+  handoff(ARGV[4], ARGV[2])
 end
 return was
 `)

@@ -4,8 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"strconv"
+	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -13,17 +13,17 @@ import (
 
 // hub delivers a Locker's wake-ups over one pub/sub connection per master.
 // It subscribes
-//   - the Locker's own channel (<prefix>wake:<locker id>), on which the
-//     queue master tells one of its waiters that it is now the head of a
-//     queue: a release wakes one waiter, not every waiting process;
+//   - the Locker's own channel (<prefix>wake:<locker id>), on which a
+//     release tells one of its waiters that the lock was handed to it (on
+//     that master), or that it is now the head of a queue: a release wakes
+//     one waiter, not every waiting process;
 //   - the release channel of a key while one of its waiters waits outside
 //     the queue (the queue master did not answer), kept one second after
 //     the last such waiter.
 type hub struct {
 	l        *Locker
-	id       string        // random, per locker; waiters are id.n
-	own      string        // the Locker's channel
-	nextID   atomic.Uint64 // waiter ids
+	id       string // random, per locker; waiters are id.<token>...
+	own      string // the Locker's channel
 	mu       sync.Mutex
 	byID     map[string]*waiter              // every waiting Acquire that failed once
 	chans    map[string]map[*waiter]struct{} // key channel -> waiters outside the queue
@@ -52,11 +52,22 @@ func newHub(l *Locker) *hub {
 	}
 }
 
-// newWaiter returns the wake-up state of one Acquire call on names. Its
-// queue id need only be unique (and name its Locker).
+// newWaiter returns the wake-up state of one Acquire call on names, with
+// the token all its attempts use. Its queue id names its Locker, carries
+// what a release needs to hand it the lock (token, claim window, holder;
+// see scripts.go) and is unique because the token is.
 func (h *hub) newWaiter(names keyNames) *waiter {
-	id := h.id + "." + strconv.FormatUint(h.nextID.Add(1), 36)
-	return &waiter{h: h, names: names, id: id}
+	token, _ := newToken()
+	id := h.id + "." + token + "." + strconv.FormatInt(h.l.claimWindow.Milliseconds(), 10) + "." + h.l.holder
+	w := &waiter{h: h, names: names, id: id, token: token, grants: make([]int64, len(h.l.clients))}
+	// Reachable at once: a hand-off can reach w before the reply to the
+	// attempt that queued it.
+	h.mu.Lock()
+	if !h.closed {
+		h.byID[id] = w
+	}
+	h.mu.Unlock()
+	return w
 }
 
 // register makes w reachable on the Locker's channel and, when keyChan, on
@@ -156,17 +167,17 @@ func (h *hub) pubsub(i int) *redis.PubSub {
 		ps := h.l.clients[i].Subscribe(context.Background())
 		ch := ps.ChannelWithSubscriptions(redis.WithChannelSize(1024))
 		h.subs[i] = ps
-		h.dispatch.Go(func() { h.run(ch) })
+		h.dispatch.Go(func() { h.run(i, ch) })
 	}
 	return h.subs[i]
 }
 
-// run delivers one master's notifications until its pub/sub closes.
-func (h *hub) run(ch <-chan any) {
+// run delivers master i's notifications until its pub/sub closes.
+func (h *hub) run(i int, ch <-chan any) {
 	for m := range ch {
 		switch m := m.(type) {
 		case *redis.Message:
-			h.deliver(m.Channel, m.Payload)
+			h.deliver(i, m.Channel, m.Payload)
 		case *redis.Subscription:
 			if m.Kind == "subscribe" {
 				h.confirm(m.Channel)
@@ -175,11 +186,20 @@ func (h *hub) run(ch <-chan any) {
 	}
 }
 
-func (h *hub) deliver(channel, payload string) {
+// deliver handles a message from master i: on the Locker's channel a
+// grant ("=<fence> <waiter id>") or a turn ("<waiter id>"), on a key's
+// channel a release.
+func (h *hub) deliver(i int, channel, payload string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if channel == h.own {
-		if w := h.byID[payload]; w != nil {
+		if g, ok := strings.CutPrefix(payload, "="); ok {
+			f, id, _ := strings.Cut(g, " ")
+			fence, err := strconv.ParseInt(f, 10, 64)
+			if w := h.byID[id]; w != nil && err == nil && fence > 0 {
+				w.granted(i, fence)
+			}
+		} else if w := h.byID[payload]; w != nil {
 			w.fire()
 		}
 		return
@@ -224,6 +244,7 @@ func (h *hub) close() {
 
 // waiter is the wake-up state of one Acquire call, given to lock.Wait as
 // its WakeFunc. It wakes the wait when
+//   - a quorum of masters handed it the lock (grants);
 //   - the queue master names it the new head of the key's queue;
 //   - a release is announced on the key's channel while it waits outside
 //     the queue;
@@ -235,6 +256,7 @@ type waiter struct {
 	h     *hub
 	names keyNames
 	id    string // its member name in the waiting queue
+	token string // the Redsync value of its attempts, and of a lock handed to it
 
 	mu        sync.Mutex
 	sig       chan struct{} // returned by the last wake; closed by fire
@@ -248,6 +270,50 @@ type waiter struct {
 	seen      uint64        // events when the last attempt started
 	onOwn     bool          // registered for the Locker's channel
 	onKeyChan bool          // registered for the key's channel
+	trying    bool          // an attempt is under way
+	grants    []int64       // by master: the fence of a hand-off to w there, 0 for none
+	queuedAt  time.Time     // start of the last attempt after which w was queued
+}
+
+// handoff is a lock handed to a waiter by a quorum of masters.
+type handoff struct {
+	fences []int64   // by master, 0 where it was not handed over
+	after  time.Time // the masters set the keys after this (zero: unknown)
+}
+
+// granted records that master i handed the lock to w, with fence f, and
+// wakes w once a quorum did.
+func (w *waiter) granted(i int, f int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.grants[i] = f
+	if !w.trying && w.grantCount() >= w.h.l.quorum {
+		w.fireLocked()
+	}
+}
+
+func (w *waiter) grantCount() int {
+	n := 0
+	for _, f := range w.grants {
+		if f > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// takeHandoff returns the lock handed to w when a quorum of masters did,
+// and forgets it (w is no longer queued: the hand-off took it out).
+func (w *waiter) takeHandoff() (handoff, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.grantCount() < w.h.l.quorum {
+		return handoff{}, false
+	}
+	g := handoff{fences: append([]int64(nil), w.grants...), after: w.queuedAt}
+	clear(w.grants)
+	w.inQueue, w.queued, w.rank = false, false, 0
+	return g, true
 }
 
 // wake is the lock.WakeFunc: a channel closed at the next event.
@@ -290,6 +356,10 @@ func (w *waiter) interval() time.Duration {
 func (w *waiter) fire() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.fireLocked()
+}
+
+func (w *waiter) fireLocked() {
 	w.events++
 	if w.sig != nil {
 		close(w.sig)
@@ -334,20 +404,40 @@ func (w *waiter) beforeAttempt() (skip bool, rank int64, ticket string) {
 		return true, w.rank, ""
 	}
 	w.seen = w.events
+	// A partial hand-off seen before the attempt may be undone by it (its
+	// cleanup deletes w's token where it won): only what the attempt's
+	// results confirm is kept (see afterAttempt).
+	clear(w.grants)
+	w.trying = true
 	return false, 0, w.ticket
 }
 
 // afterAttempt tracks whether w has an entry in the waiting queue and,
 // after a refusal, registers it for the wake-ups it needs.
 func (w *waiter) afterAttempt(o *op, won bool) {
-	r := o.get(o.names.queueNode)
+	res := o.snapshot()
+	r := res[o.names.queueNode]
 	w.mu.Lock()
+	w.trying = false
+	// A hand-off reported during the attempt holds where the attempt did
+	// not take the key: elsewhere the attempt found w's token (and used
+	// it) or its cleanup deleted it.
+	for i, ri := range res {
+		if won || (ri.status != stHeld && ri.status != stRefused) {
+			w.grants[i] = 0
+		}
+	}
+	if !won && w.grantCount() >= w.h.l.quorum {
+		w.fireLocked()
+	}
 	switch r.status {
 	case stRefused, stHeld:
 		// The queue master put (or kept) w in the queue. A win is still
 		// possible on the other masters (w was the head, or the queue
-		// master was slow), so w then leaves the queue in done.
+		// master was slow), so w then leaves the queue in done. A later
+		// hand-off to w happens after this attempt started.
 		w.inQueue, w.queued, w.rank = true, true, r.rank
+		w.queuedAt = o.start
 		if r.ticket != "" {
 			w.ticket = r.ticket
 		}
@@ -383,19 +473,19 @@ func (w *waiter) afterAttempt(o *op, won bool) {
 
 // done ends the wait: it unregisters w and, when w may still have an entry
 // in the queue (it gives up, or won without the queue master), leaves the
-// queue on a context the caller's cancellation cannot break, passing the
-// turn on when the key is free.
+// queue on a context the caller's cancellation cannot break, freeing a lock
+// handed to it meanwhile and passing the key on when it is free. A lock
+// handed to a waiter that gave up on the other masters frees itself at the
+// end of the waiter's claim window.
 func (w *waiter) done() {
 	w.mu.Lock()
-	registered, inQueue := w.onOwn, w.inQueue
+	inQueue := w.inQueue
 	w.stopped = true
 	if w.timer != nil {
 		w.timer.Stop()
 	}
 	w.mu.Unlock()
-	if registered {
-		w.h.unregister(w)
-	}
+	w.h.unregister(w)
 	if !inQueue || w.h.l.isClosed() {
 		return
 	}
@@ -403,5 +493,5 @@ func (w *waiter) done() {
 	ctx, cancel := context.WithTimeout(context.Background(), l.attemptTimeout)
 	defer cancel()
 	c := l.clients[w.names.queueNode]
-	_ = leaveScript.Run(ctx, c, w.names.keys(), w.id, l.wakePrefix).Err()
+	_ = leaveScript.Run(ctx, c, w.names.keys(), w.id, l.wakePrefix, w.token, w.names.channel).Err()
 }
