@@ -2,6 +2,7 @@ package redislock_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-redsync/redsync/v4"
+	redsyncredis "github.com/go-redsync/redsync/v4/redis"
 	"github.com/go-redsync/redsync/v4/redis/goredis/v9"
 	"github.com/redis/go-redis/v9"
 
@@ -18,7 +20,7 @@ import (
 )
 
 // The benchmarks compare redislock with Redsync used directly with its
-// default options, on one redis-server started for the run:
+// default options, on redis-servers started for the run:
 //
 //	go test -run '^$' -bench . -benchtime 3s ./pkg/lock/redislock/
 
@@ -107,36 +109,47 @@ const (
 // separate processes would be) take turns on one key, holding it 1ms; b.N
 // is the number of acquisitions in all. Reported: acquisitions per second,
 // p50/p99/max wait from asking to holding, and Jain's fairness index over
-// the contenders' acquisition counts (1 is perfectly fair).
+// the contenders' acquisition counts (1 is perfectly fair). On one master
+// and on three (a Redlock quorum of two), Redsync on the same servers.
 func BenchmarkContended(b *testing.B) {
-	srv := testenv.StartRedis(b)
-
-	b.Run("redislock", func(b *testing.B) {
-		lockers := make([]*redislock.Locker, contenders)
-		for i := range lockers {
-			lockers[i] = benchLocker(b, srv.Addr())
+	for _, n := range []int{1, 3} {
+		servers := testenv.StartRedisCluster(b, n)
+		addrs := make([]string, n)
+		for i, s := range servers {
+			addrs[i] = s.Addr()
 		}
-		contend(b, func(ctx context.Context, i int) (func(), error) {
-			ls, err := lockers[i].Acquire(ctx, "contended")
-			if err != nil {
-				return nil, err
+		name := fmt.Sprintf("%dmasters", n)
+		b.Run(name+"/redislock", func(b *testing.B) {
+			lockers := make([]*redislock.Locker, contenders)
+			for i := range lockers {
+				lockers[i] = benchLocker(b, addrs...)
 			}
-			return func() { _ = ls.Release(ctx) }, nil
+			contend(b, func(ctx context.Context, i int) (func(), error) {
+				ls, err := lockers[i].Acquire(ctx, "contended")
+				if err != nil {
+					return nil, err
+				}
+				return func() { _ = ls.Release(ctx) }, nil
+			})
 		})
-	})
-	b.Run("redsync", func(b *testing.B) {
-		rss := make([]*redsync.Redsync, contenders)
-		for i := range rss {
-			rss[i] = redsync.New(goredis.NewPool(benchClient(b, srv.Addr())))
-		}
-		contend(b, func(ctx context.Context, i int) (func(), error) {
-			m := rss[i].NewMutex("redsync:contended")
-			if err := m.LockContext(ctx); err != nil {
-				return nil, err
+		b.Run(name+"/redsync", func(b *testing.B) {
+			rss := make([]*redsync.Redsync, contenders)
+			for i := range rss {
+				pools := make([]redsyncredis.Pool, n)
+				for j, a := range addrs {
+					pools[j] = goredis.NewPool(benchClient(b, a))
+				}
+				rss[i] = redsync.New(pools...)
 			}
-			return func() { _, _ = m.UnlockContext(ctx) }, nil
+			contend(b, func(ctx context.Context, i int) (func(), error) {
+				m := rss[i].NewMutex("redsync:contended")
+				if err := m.LockContext(ctx); err != nil {
+					return nil, err
+				}
+				return func() { _, _ = m.UnlockContext(ctx) }, nil
+			})
 		})
-	})
+	}
 }
 
 // contend runs the contenders until they made b.N acquisitions together. A
@@ -205,8 +218,8 @@ func jain(xs []int) float64 {
 	return sum * sum / (float64(len(xs)) * sq)
 }
 
-func benchLocker(b *testing.B, addr string) *redislock.Locker {
-	l, err := redislock.Open(redislock.Config{Addrs: []string{addr}}, lock.Config{KeyPrefix: "bench:" + b.Name() + ":"})
+func benchLocker(b *testing.B, addrs ...string) *redislock.Locker {
+	l, err := redislock.Open(redislock.Config{Addrs: addrs}, lock.Config{KeyPrefix: "bench:" + b.Name() + ":"})
 	if err != nil {
 		b.Fatal(err)
 	}

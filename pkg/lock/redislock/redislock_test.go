@@ -441,14 +441,7 @@ func TestReleaseHandsOver(t *testing.T) {
 			holder, waiter := e.locker(t, cfg), e.locker(t, cfg)
 			ctx := t.Context()
 			ls := mustAcquire(t, holder, "k")
-			got := make(chan *lock.Lease, 1)
-			go func() {
-				w, err := waiter.Acquire(ctx, "k")
-				if err != nil {
-					t.Errorf("waiter: %v", err)
-				}
-				got <- w
-			}()
+			got := acquireInBackground(t, waiter, "k")
 			waitQueued(t, e, "k", 1)
 			waitSubscribed(t, e, 1) // else the grant is missed and found by the next attempt
 			if err := ls.Release(ctx); err != nil {
@@ -519,14 +512,7 @@ func TestGoneWaiterDoesNotStallQueue(t *testing.T) {
 	if err := c.ZAdd(ctx, hb, redis.Z{Score: float64(time.Now().Add(time.Minute).UnixMilli()), Member: ghost}).Err(); err != nil {
 		t.Fatal(err)
 	}
-	got := make(chan *lock.Lease, 1)
-	go func() {
-		w, err := waiter.Acquire(ctx, "k")
-		if err != nil {
-			t.Errorf("the waiter behind the gone one: %v", err)
-		}
-		got <- w
-	}()
+	got := acquireInBackground(t, waiter, "k")
 	waitQueued(t, e, "k", 2)
 	if err := ls.Release(ctx); err != nil {
 		t.Fatalf("Release: %v", err)
@@ -575,6 +561,20 @@ func waitSubscribed(t *testing.T, e *env, n int) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
+}
+
+// acquireInBackground runs l.Acquire(key) in a goroutine; the channel
+// yields its lease, nil when it failed (reported with t.Errorf).
+func acquireInBackground(t *testing.T, l lock.Locker, key string) <-chan *lock.Lease {
+	got := make(chan *lock.Lease, 1)
+	go func() {
+		w, err := l.Acquire(t.Context(), key)
+		if err != nil {
+			t.Errorf("Acquire(%q) in the background: %v", key, err)
+		}
+		got <- w
+	}()
+	return got
 }
 
 // waitQueued waits until key's queue (on master 0) has n waiters.

@@ -22,6 +22,8 @@ import "github.com/redis/go-redis/v9"
 // the lock over to it (see grant).
 
 // queueLib is shared by the scripts that read or change the waiting queue.
+// Every helper costs a closure on every call of a script, so the helpers
+// that only free the lock are apart, in handoffLib.
 // KEYS[3] is the queue, KEYS[4] the heartbeats; stale is the heartbeat
 // lifetime in ms.
 const queueLib = `
@@ -66,6 +68,20 @@ local function head()
   local h = redis.call('ZRANGE', KEYS[3], 0, 0)
   return h[1] or ''
 end
+-- dequeue takes waiter w out of the queue and returns its ticket ('' when
+-- it was not queued).
+local function dequeue(w)
+  local s = redis.call('ZSCORE', KEYS[3], w)
+  if not s then return '' end
+  redis.call('ZREM', KEYS[3], w)
+  redis.call('ZREM', KEYS[4], w)
+  return s
+end
+`
+
+// handoffLib is shared by the scripts that free the lock: it hands the key
+// to the next waiter or announces the release. It needs queueLib.
+const handoffLib = `
 -- grant hands the free lock to waiter h (a member as described above): it
 -- takes h out of the queue, sets the lock key to h's token for h's claim
 -- window only (a waiter that has gone away holds the others up no longer),
@@ -83,40 +99,30 @@ local function grant(h, wakeprefix)
   redis.call('PUBLISH', wakeprefix .. loc, '=' .. f .. ' ' .. h)
   return tok
 end
+-- turn wakes the head h of the queue, on its Locker's channel, or when
+-- nobody is queued (h empty) the waiters of the key's channel.
+local function turn(h, keychan, wakeprefix)
+  if h ~= '' then
+    redis.call('PUBLISH', wakeprefix .. string.match(h, '^[^.]*'), h)
+  else
+    redis.call('PUBLISH', keychan, '')
+  end
+end
 -- handoff passes the free lock, on the queue master, to the head of the
 -- queue and returns the head's member ('' for none). A head that is not a
--- waiter's member is only woken; with nobody queued the key's channel is.
+-- waiter's member is only woken (see turn).
 local function handoff(keychan, wakeprefix)
   local h = head()
-  if h == '' then
-    redis.call('PUBLISH', keychan, '')
-    return ''
-  end
-  if grant(h, wakeprefix) then return h end
-  redis.call('PUBLISH', wakeprefix .. string.match(h, '^[^.]*'), h)
+  if h ~= '' and grant(h, wakeprefix) then return h end
+  turn(h, keychan, wakeprefix)
   return ''
 end
--- dequeue takes waiter w out of the queue and returns its ticket ('' when
--- it was not queued).
-local function dequeue(w)
-  local s = redis.call('ZSCORE', KEYS[3], w)
-  if not s then return '' end
-  redis.call('ZREM', KEYS[3], w)
-  redis.call('ZREM', KEYS[4], w)
-  return s
-end
 -- wake announces that the lock may be free: on the queue master to the head
--- of the queue alone, on its Locker's channel, or on the key's channel when
--- nobody is queued; on the other masters a generic '~' on the key's channel,
--- which only waiters outside the queue act on.
+-- of the queue alone (see turn); on the other masters a generic '~' on the
+-- key's channel, which only waiters outside the queue act on.
 local function wake(isq, keychan, wakeprefix)
   if isq then
-    local h = head()
-    if h ~= '' then
-      redis.call('PUBLISH', wakeprefix .. string.match(h, '^[^.]*'), h)
-    else
-      redis.call('PUBLISH', keychan, '')
-    end
+    turn(head(), keychan, wakeprefix)
   else
     redis.call('PUBLISH', keychan, '~')
   end
@@ -192,7 +198,7 @@ return {0, rank, t}
 // empty).
 // Returns {status, heir}: heir is the member the key was handed to, or
 // empty.
-var releaseScript = redis.NewScript(queueLib + `
+var releaseScript = redis.NewScript(queueLib + handoffLib + `
 if ARGV[2] ~= '' and ARGV[3] ~= '' then
   redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
   beat(ARGV[2], tonumber(ARGV[4]))
@@ -219,7 +225,7 @@ return {st, ''}
 //
 // KEYS: lock, state, q, hb.
 // ARGV: key channel, queue master '1'/'0', wake channel prefix.
-var forceScript = redis.NewScript(queueLib + `
+var forceScript = redis.NewScript(queueLib + handoffLib + `
 local v = redis.call('GET', KEYS[1])
 local ttl = redis.call('PTTL', KEYS[1])
 local st = redis.call('HMGET', KEYS[2], 'token', 'holder', 'since', 'tfence')
@@ -234,7 +240,7 @@ return {v or '', ttl, st[1] or '', st[2] or '', st[3] or '', st[4] or ''}
 //
 // KEYS: lock, state, q, hb. ARGV: waiter id, wake channel prefix, the
 // waiter's token, key channel.
-var leaveScript = redis.NewScript(queueLib + `
+var leaveScript = redis.NewScript(queueLib + handoffLib + `
 local was = redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[4], ARGV[1])
 local mine = redis.call('GET', KEYS[1]) == ARGV[3]
