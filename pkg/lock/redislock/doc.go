@@ -58,19 +58,21 @@
 // below), counts the masters that took it, checks
 // the validity time (expiry minus elapsed time minus clock drift) and
 // removes its value from every master when it did not win. Acquire repeats
-// attempts through lock.Wait (timeout, backoff, wake-ups); TryAcquire makes
-// one. Leases are extended with Redsync's extension and freed with its
-// unlock, on a context the caller's cancellation cannot break (the cleanup
-// of a failed attempt too).
+// attempts through lock.Wait (timeout, backoff, wake-ups), all with the same
+// value, the one a release hands the lock over with (see Hand-off below);
+// TryAcquire makes one. Leases are extended with Redsync's extension and
+// freed with its unlock, on a context the caller's cancellation cannot
+// break (the cleanup of a failed attempt too).
 //
 // The package implements Redsync's connection-pool interface over go-redis
 // so that every per-master step does this package's extra work in the same
 // round trip, as one Lua script: the SET NX PX of an attempt also
 // increments the master's fence counter and records the holder (host, pid,
-// since) when it succeeds; the compare-and-delete of an unlock also
-// publishes the release. With one master an uncontended acquire and
-// release therefore costs two round trips, as with Redsync alone; with
-// several, one more (see the waiting queue below).
+// since) when it succeeds; the compare-and-delete of an unlock also hands
+// the key to the next waiter, or publishes the release. With one master an
+// uncontended acquire and release therefore costs two round trips, as with
+// Redsync alone; with several, one more for each (see the waiting queue
+// and the hand-off below).
 //
 // The Redis keys of a lock on key K, with Config.KeyPrefix P (the braces
 // make a hash tag that keeps one lock's keys in one hash slot):
@@ -79,9 +81,11 @@
 //	P{K}:state     hash without expiry: the fence counter and the last grant's
 //	               value, holder, since and fence
 //	P{K}:q, :hb    the waiting queue and its heartbeats (queue master only;
-//	               they expire when nobody waits)
+//	               they expire when nobody waits); a waiter's member is
+//	               <locker id>.<value>.<claim window ms>.<holder JSON>
 //	P{K}:released  a pub/sub channel: releases no queued waiter was told of
-//	Pwake:<id>     a pub/sub channel per Locker: "your turn" for its waiters
+//	Pwake:<id>     a pub/sub channel per Locker: "your turn" or "the lock
+//	               is yours" for its waiters
 //
 // # Fencing tokens
 //
@@ -134,22 +138,23 @@
 // waiters have the turn.
 //
 // Each Locker has one pub/sub connection per master and one channel of its
-// own, subscribed once and multiplexed over all its waiters and keys. The
-// release script on the queue master publishes the id of the new head of
-// the queue on the channel of that waiter's Locker, so a release wakes one
-// waiter, not every waiting process. A waiter outside the queue (its queue
-// master did not answer) also subscribes to the key's release channel,
-// where the other masters announce releases; that subscription is kept one
-// second after its last waiter. The confirmation of a new subscription
-// makes the waiters it serves try again, so a release just before it is
-// not missed.
+// own, subscribed once (at its first wait) and multiplexed over all its
+// waiters and keys. A release hands the key to the head of the queue and
+// tells that waiter alone, on its Locker's channel (see Hand-off), so it
+// wakes one waiter, not every waiting process. A waiter outside the queue
+// (its queue master did not answer) also subscribes to the key's release
+// channel, where the other masters announce releases; that subscription is
+// kept one second after its last waiter. The confirmation of a new
+// subscription makes the waiters it serves try again, so a release just
+// before it is not missed.
 //
 // The head of the queue (and a waiter outside it) also re-checks its turn
 // every Config.RetryInterval (clamped to 10ms..500ms), the beat; a waiter
 // behind others only proves it is alive, every quarter of the heartbeat
 // lifetime, since it cannot win before it is named the head. An entry
 // whose waiter stopped beating for ten beats (at least one second) is
-// dropped, so a crashed waiter cannot block the queue for longer. A waiter
+// dropped, so a crashed waiter cannot block the queue for longer (nor,
+// once the key was handed to it, for longer than its claim window). A waiter
 // that was only starved of CPU for that long comes back with its ticket,
 // at its place, not at the tail: under CPU starvation a queue that sent
 // its slow waiters to the back could keep a waiter from its turn for ever.
@@ -158,8 +163,46 @@
 // each: N waiters polling would take CPU from the holder and lengthen the
 // critical section they wait for. A lease that ends without a release
 // (expired or lost) has its value deleted from the masters at once, which
-// wakes the waiters. Subscriptions are made off the waiter's path, so an
-// Acquire on a loaded machine ends at its timeout.
+// hands the key to the head of the queue. Subscriptions are made off the
+// waiter's path, so an Acquire on a loaded machine ends at its timeout.
+//
+// # Hand-off
+//
+// A release does not just free the key for the head of the queue to try:
+// it hands the key over, so that a hand-off costs one wake-up instead of
+// three (the release, the delivery of a wake-up, the head's own attempt).
+// The release script on the queue master deletes the holder's value, takes
+// the head out of the queue, sets the key to the head's value (queued with
+// it) for the head's claim window only, increments the fence counter,
+// records the head as the holder and publishes the grant, with the fence,
+// on the head's Locker channel. With several masters the releaser then
+// runs the release on the others, which hand the key to the same heir and
+// publish their grants. The waiter holds the lock once grants from a
+// quorum have arrived, without asking Redis: each master set the key after
+// the waiter's last attempt that left it queued had started, so the keys
+// live at least until that start plus the claim window, less Redlock's
+// drift, which is the lease's Until. The fence is computed and settled on a
+// quorum as for an attempt (see Fencing tokens: the hand-off increments a
+// master's counter in the script that deleted the previous holder's value,
+// and an attempt that finds its own value returns the counter that the
+// setting of that value incremented, so the argument holds unchanged).
+//
+// The claim window is ten beats, at least one second and at most the
+// expiry. A quarter of it after the hand-off the lease claims the full
+// expiry (a Refresh), unless it was released before: short critical
+// sections cost no more than the release that ends them. A lease that does
+// not refresh itself (Config.DisableAutoRefresh), or whose window is more
+// than half gone when the grant is taken, claims before Acquire returns. A
+// waiter that has gone away (crashed, frozen, or gave up just as the key
+// was handed to it) therefore holds the queue up for its claim window at
+// most: the key then expires on the masters, and the waiter that is now at
+// the head takes it at its next re-check (a waiter behind others re-checks
+// every quarter of the heartbeat lifetime). A waiter that gives up frees
+// a key handed to it on the queue master at once (and hands it on). A
+// grant that is missed (the waiter's Locker was still subscribing, or an
+// attempt of its own was under way) is found by the waiter's next attempt:
+// the attempt script treats a key that holds the attempt's own value as
+// won, with the full expiry.
 //
 // # Caveats
 //
