@@ -151,7 +151,10 @@ var acquireScript = redis.NewScript(queueLib + `
 local w = ARGV[3]
 local gated = ARGV[4] == '1'
 local stale = tonumber(ARGV[7])
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+-- mine: the key holds this attempt's token already; looked up only when
+-- the key is taken, so that a free key costs no GET.
+local function mine()
+  if redis.call('GET', KEYS[1]) ~= ARGV[1] then return nil end
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   local ticket = ''
   if gated then ticket = dequeue(w) end
@@ -164,6 +167,8 @@ end
 if gated then
   local h = head()
   if h ~= '' and h ~= w then
+    local r = mine()
+    if r then return r end
     local rank, t = 1, ''
     if w ~= '' then rank, t = enqueue(w, stale, ARGV[8]) end
     return {-1, rank, t}
@@ -176,6 +181,8 @@ if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   redis.call('HSET', KEYS[2], 'token', ARGV[1], 'holder', ARGV[5], 'since', ARGV[6], 'tfence', f)
   return {1, f, ticket}
 end
+local r = mine()
+if r then return r end
 local rank, t = 0, ''
 if gated and w ~= '' then rank, t = enqueue(w, stale, ARGV[8]) end
 return {0, rank, t}
