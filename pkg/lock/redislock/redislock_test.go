@@ -563,6 +563,65 @@ func waitSubscribed(t *testing.T, e *env, n int) {
 	}
 }
 
+// TestWaiterGivingUpPassesHandedLockOn: a waiter that gives up just as the
+// key was handed to it (its Acquire ends before it took the grant) frees
+// the key and hands it to the next waiter before Acquire returns, instead
+// of leaving it to expire at the end of its claim window.
+func TestWaiterGivingUpPassesHandedLockOn(t *testing.T) {
+	e := newEnv(testenv.RedisAddrs(t, 1))
+	cfg := fastCfg()
+	cfg.RetryInterval, cfg.MaxRetryInterval = 3*time.Second, 3*time.Second // beat 500ms: no attempt of the waiters' own races the test
+	holder, quitter, next := e.locker(t, cfg), e.locker(t, cfg), e.locker(t, cfg)
+	c := e.client(t, 0)
+	ctx := t.Context()
+	ls := mustAcquire(t, holder, "k")
+	qctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	quit := make(chan error, 1)
+	go func() {
+		_, err := quitter.Acquire(qctx, "k")
+		quit <- err
+	}()
+	waitQueued(t, e, "k", 1)
+	got := acquireInBackground(t, next, "k")
+	waitQueued(t, e, "k", 2)
+	// Hand the key to the quitter as a release does, without telling it.
+	members, err := c.ZRange(ctx, e.lockKey("k")+":q", 0, 0).Result()
+	if err != nil || len(members) != 1 {
+		t.Fatalf("queue head: %v, %v", members, err)
+	}
+	parts := strings.SplitN(members[0], ".", 4)
+	if len(parts) != 4 {
+		t.Fatalf("queue member %q is not <locker>.<token>.<claim ms>.<holder>", members[0])
+	}
+	if err := c.Set(ctx, e.lockKey("k"), parts[1], time.Second).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ZRem(ctx, e.lockKey("k")+":q", members[0]).Err(); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-quit; !errors.Is(err, context.Canceled) || !errors.Is(err, lock.ErrTimeout) {
+		t.Fatalf("the quitter's Acquire: %v, want ErrTimeout and context.Canceled", err)
+	}
+	// Before its Acquire returned, the quitter handed the key on.
+	handed, err := c.Get(ctx, e.lockKey("k")).Result()
+	if err != nil || handed == parts[1] {
+		t.Fatalf("after the quitter gave up the key holds %q (%v), want the next waiter's token", handed, err)
+	}
+	w := <-got
+	if w == nil {
+		t.FailNow()
+	}
+	defer w.Release(ctx)
+	if w.Token() != handed {
+		t.Errorf("the next waiter holds %q, want the token the quitter handed the key to, %q", w.Token(), handed)
+	}
+	if err := ls.Release(ctx); !errors.Is(err, lock.ErrLeaseLost) {
+		t.Errorf("Release of the lease the test took the key from: %v, want ErrLeaseLost", err)
+	}
+}
+
 // acquireInBackground runs l.Acquire(key) in a goroutine; the channel
 // yields its lease, nil when it failed (reported with t.Errorf).
 func acquireInBackground(t *testing.T, l lock.Locker, key string) <-chan *lock.Lease {
