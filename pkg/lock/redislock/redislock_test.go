@@ -545,21 +545,31 @@ func TestGoneWaiterDoesNotStallQueue(t *testing.T) {
 // every master.
 func waitSubscribed(t *testing.T, e *env, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
 	for i := range e.addrs {
-		for {
+		waitFor(t, func() (bool, string) {
 			chans, err := e.client(t, i).PubSubChannels(t.Context(), e.prefix+"wake:*").Result()
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(chans) == n {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("master %d: wake-up channels %v, want %d", i, chans, n)
-			}
-			time.Sleep(5 * time.Millisecond)
+			return len(chans) == n, fmt.Sprintf("master %d: wake-up channels %v, want %d", i, chans, n)
+		})
+	}
+}
+
+// waitFor polls cond every 5ms until it holds, for at most 10s, and fails
+// with the state cond last described.
+func waitFor(t *testing.T, cond func() (ok bool, state string)) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ok, state := cond()
+		if ok {
+			return
 		}
+		if time.Now().After(deadline) {
+			t.Fatal(state)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -640,20 +650,13 @@ func acquireInBackground(t *testing.T, l lock.Locker, key string) <-chan *lock.L
 func waitQueued(t *testing.T, e *env, key string, n int64) {
 	t.Helper()
 	c := e.client(t, 0)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	waitFor(t, func() (bool, string) {
 		got, err := c.ZCard(t.Context(), e.lockKey(key)+":q").Result()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d waiters queued for %q, want %d", got, key, n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return got == n, fmt.Sprintf("%d waiters queued for %q, want %d", got, key, n)
+	})
 }
 
 // TestReleaserDoesNotBarge: a holder that releases and asks again at once
