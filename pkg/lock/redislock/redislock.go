@@ -379,11 +379,12 @@ func (l *Locker) claim(ls *lock.Lease) {
 }
 
 // reap removes a lost lease's token from the masters as soon as the lease
-// ends without a release; with claim it first claims the lease. A lease expires here (Until) a little before its
-// keys expire on the masters, which Redlock's drift margin keeps
-// conservative; deleting the keys (compare-and-delete, so only this
-// lease's) frees the key and wakes the waiters at once instead of leaving
-// them to poll until the masters expire it.
+// ends without a release; with claim it first claims the lease (see
+// claim). A lease expires here (Until) a little before its keys expire on
+// the masters, which Redlock's drift margin keeps conservative; deleting
+// the keys (compare-and-delete, so only this lease's) hands the key to the
+// next waiter at once instead of leaving the waiters to poll until the
+// masters expire it.
 func (l *Locker) reap(key string, ls *lock.Lease, d *driver, claim bool) {
 	reaped := make(chan struct{})
 	l.leasesMu.Lock()

@@ -25,7 +25,7 @@ type hub struct {
 	id       string // random, per locker; waiters are id.<token>...
 	own      string // the Locker's channel
 	mu       sync.Mutex
-	byID     map[string]*waiter              // every waiting Acquire that failed once
+	byID     map[string]*waiter              // every waiting Acquire
 	chans    map[string]map[*waiter]struct{} // key channel -> waiters outside the queue
 	subs     []*redis.PubSub                 // by master, created on first use
 	closed   bool
