@@ -249,7 +249,7 @@ func (c *conn) Eval(s *redsyncredis.Script, keysAndArgs ...any) (any, error) {
 	l, i := c.p.l, c.p.idx
 	isQueue := i == o.names.queueNode
 	ctx := c.ctx
-	restoreWaiter, ticket, handoff, heir := "", "", "1", ""
+	restoreWaiter, ticket, passOn, heir := "", "", "1", ""
 	switch {
 	case o.kind == opRelease && isQueue:
 		defer close(o.gate)
@@ -274,14 +274,14 @@ func (c *conn) Eval(s *redsyncredis.Script, keysAndArgs ...any) (any, error) {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), l.attemptTimeout)
 		defer cancel()
-		handoff = "0"
+		passOn = "0"
 	}
 	q := "0"
 	if isQueue {
 		q = "1"
 	}
 	vals, err := releaseScript.Run(ctx, c.p.client, o.names.keys(),
-		token, restoreWaiter, ticket, l.stale.Milliseconds(), o.names.channel, q, l.wakePrefix, handoff, heir).Slice()
+		token, restoreWaiter, ticket, l.stale.Milliseconds(), o.names.channel, q, l.wakePrefix, passOn, heir).Slice()
 	var st int64
 	if err == nil {
 		if len(vals) != 2 {
