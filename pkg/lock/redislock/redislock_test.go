@@ -727,6 +727,37 @@ func TestCrashedWaiterExpires(t *testing.T) {
 	}
 }
 
+// TestReleaseWithMalformedHead: a queue entry that is not a waiter's
+// member, or names a claim window of 0ms, is not handed the key: the
+// release still succeeds, frees the key, and the entry is dropped once its
+// heartbeat is stale.
+func TestReleaseWithMalformedHead(t *testing.T) {
+	for _, member := range []string{"ghost", `GONE.TOKEN.0.{"host":"gone","pid":1}`} {
+		t.Run(member, func(t *testing.T) {
+			e := newEnv(testenv.RedisAddrs(t, 1))
+			l := e.locker(t, fastCfg())
+			ctx := t.Context()
+			c := e.client(t, 0)
+			q, hb := e.lockKey("k")+":q", e.lockKey("k")+":hb"
+			ls := mustAcquire(t, l, "k")
+			if err := c.ZAdd(ctx, q, redis.Z{Score: 0, Member: member}).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.ZAdd(ctx, hb, redis.Z{Score: float64(time.Now().Add(500 * time.Millisecond).UnixMilli()), Member: member}).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if err := ls.Release(ctx); err != nil {
+				t.Fatalf("Release with %q at the head of the queue: %v", member, err)
+			}
+			if n, err := c.Exists(ctx, e.lockKey("k")).Result(); err != nil || n != 0 {
+				t.Fatalf("the key is held after the release (%d, %v): handed to %q", n, err, member)
+			}
+			w := mustAcquire(t, l, "k")
+			_ = w.Release(ctx)
+		})
+	}
+}
+
 // TestStarvedWaiterKeepsItsPlace: a waiter whose queue entry was dropped
 // because it did not beat in time (a process starved of CPU looks exactly
 // like that) comes back with its ticket, ahead of the waiters that queued

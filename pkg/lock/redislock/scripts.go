@@ -87,10 +87,11 @@ const handoffLib = `
 -- window only (a waiter that has gone away holds the others up no longer),
 -- increments the fence and records the grant as the acquire script does,
 -- and publishes "=<fence> <h>" on h's Locker channel. It returns the token,
--- or nil when h is not a waiter's member (nothing changed then).
+-- or nil when h is not a waiter's member with a claim window of at least
+-- 1 ms (nothing changed then).
 local function grant(h, wakeprefix)
   local loc, tok, claim, hold = string.match(h, '^([^.]+)%.([^.]+)%.(%d+)%.(.*)$')
-  if not loc then return nil end
+  if not loc or tonumber(claim) < 1 then return nil end
   redis.call('ZREM', KEYS[3], h)
   redis.call('ZREM', KEYS[4], h)
   redis.call('SET', KEYS[1], tok, 'PX', claim)
@@ -191,7 +192,7 @@ return {0, rank, t}
 // releaseScript deletes the lock key when it still holds the token (the
 // semantics of Redsync's delete script: 1 deleted, 0 another token, -1
 // gone). A release (hand off '1') then passes the free key on: on the queue
-// master to the head of the queue (see handoff in queueLib), on the other
+// master to the head of the queue (see handoff in handoffLib), on the other
 // masters to the heir the queue master named, so that the next holder is
 // told it holds the lock instead of being woken to try. The cleanup of a
 // failed attempt (hand off '0') only announces the release (see wake), and
