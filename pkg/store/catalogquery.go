@@ -159,66 +159,69 @@ func (s *Store) usageFromView(ctx context.Context) (UsageReport, error) {
 // expired at now (within the scope of f), from up to
 // Config.ListConcurrency goroutines. It reads the catalog's segments that
 // may hold an expired version, and the manifests of the artifacts written
-// since the last compaction; without a usable catalog, every manifest
-// under the filter's prefix. fn gets the manifest as read and its expired
+// since the last compaction; with a spec in the filter, or without a usable
+// catalog, every manifest under the filter's prefix. fn gets the manifest as read and its expired
 // versions.
 func (s *Store) forEachExpired(ctx context.Context, f Filter, now time.Time, fn func(ctx context.Context, m *manifest, vs []version) error) error {
 	sc := scope{f}
 	after := ""
-	err := s.withView(ctx, func(v *catalogView) error {
-		exempt := v.root.ExemptTag == s.exemptTag()
-		var batch []*manifest
-		flush := func() error {
-			b := batch
-			batch = nil
-			return s.parallel(ctx, len(b), func(ctx context.Context, i int) error {
-				return fn(ctx, b[i], s.expiredIn(sc, b[i], now))
-			})
-		}
-		mayExpire := func(si *catalog.SegmentInfo) bool {
-			if !si.MayHaveTags(f.Tags) {
+	err := errNoCatalog // with a spec, its manifests are listed (the narrowest prefix)
+	if f.Spec == "" {
+		err = s.withView(ctx, func(v *catalogView) error {
+			exempt := v.root.ExemptTag == s.exemptTag()
+			var batch []*manifest
+			flush := func() error {
+				b := batch
+				batch = nil
+				return s.parallel(ctx, len(b), func(ctx context.Context, i int) error {
+					return fn(ctx, b[i], s.expiredIn(sc, b[i], now))
+				})
+			}
+			mayExpire := func(si *catalog.SegmentInfo) bool {
+				if !si.MayHaveTags(f.Tags) {
+					return false
+				}
+				for typ := range si.Types {
+					if f.Type != "" && typ != f.Type {
+						continue
+					}
+					period := s.cfg.Retention.Period(typ)
+					if period == RetainForever {
+						continue
+					}
+					oldest, ok := si.Oldest[typ]
+					if !exempt || ok && now.After(oldest.Add(period)) {
+						return true
+					}
+				}
 				return false
 			}
-			for typ := range si.Types {
-				if f.Type != "" && typ != f.Type {
-					continue
-				}
-				period := s.cfg.Retention.Period(typ)
-				if period == RetainForever {
-					continue
-				}
-				oldest, ok := si.Oldest[typ]
-				if !exempt || ok && now.After(oldest.Add(period)) {
-					return true
-				}
+			recMayExpire := func(r *catalog.Record) bool {
+				period := s.cfg.Retention.Period(r.Type)
+				return f.matchURI(URI{Spec: r.Spec, Task: r.Task, Type: r.Type}) && period != RetainForever &&
+					slices.ContainsFunc(r.Versions, func(v catalog.Version) bool { return now.After(v.Created.Add(period)) })
 			}
-			return false
-		}
-		recMayExpire := func(r *catalog.Record) bool {
-			period := s.cfg.Retention.Period(r.Type)
-			return f.matchURI(URI{Spec: r.Spec, Task: r.Task, Type: r.Type}) && period != RetainForever &&
-				slices.ContainsFunc(r.Versions, func(v catalog.Version) bool { return now.After(v.Created.Add(period)) })
-		}
-		err := s.walk(ctx, v, after, mayExpire, f.needles(), recMayExpire, func(it *item) (bool, error) {
-			after = it.key // a walk started again on a new view resumes here
-			m, err := it.manifest()
-			if err != nil {
-				s.log.Warn("store: skipping invalid catalog record", "key", it.key, "err", err)
+			err := s.walk(ctx, v, after, mayExpire, f.needles(), recMayExpire, func(it *item) (bool, error) {
+				after = it.key // a walk started again on a new view resumes here
+				m, err := it.manifest()
+				if err != nil {
+					s.log.Warn("store: skipping invalid catalog record", "key", it.key, "err", err)
+					return true, nil
+				}
+				if len(s.expiredIn(sc, m, now)) > 0 {
+					batch = append(batch, m)
+				}
+				if len(batch) >= 4*s.cfg.ListConcurrency {
+					return true, flush()
+				}
 				return true, nil
+			})
+			if ferr := flush(); err == nil {
+				err = ferr
 			}
-			if len(s.expiredIn(sc, m, now)) > 0 {
-				batch = append(batch, m)
-			}
-			if len(batch) >= 4*s.cfg.ListConcurrency {
-				return true, flush()
-			}
-			return true, nil
+			return err
 		})
-		if ferr := flush(); err == nil {
-			err = ferr
-		}
-		return err
-	})
+	}
 	if !errors.Is(err, errNoCatalog) {
 		return err
 	}

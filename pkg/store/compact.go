@@ -291,7 +291,7 @@ func (s *Store) trimLog(ctx context.Context, v *catalogView, rep *CatalogReport)
 					now = time.Unix(0, 0)
 				}
 			}
-			if now.Sub(e.Modified) > intentHorizon {
+			if !e.Modified.IsZero() && now.Sub(e.Modified) > intentHorizon {
 				rep.Dropped++
 				del = append(del, e.Key)
 			} else {
