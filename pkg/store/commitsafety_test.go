@@ -699,7 +699,7 @@ func TestCommitSafetyStaleCleanup(t *testing.T) {
 		nextErr error
 	)
 	h.onAfter(func(ctx context.Context, op backendtest.Op, key string, err error) error {
-		if fired || op != backendtest.OpGet || key != manifestKey(u) || err != nil {
+		if op != backendtest.OpGet || key != manifestKey(u) || err != nil || fired {
 			return err
 		}
 		// The read under the cleanup's lock.
@@ -899,7 +899,7 @@ func TestCommitSafetyQuotaDoubleDelete(t *testing.T) {
 				otherErr error
 			)
 			h.onBefore(func(_ context.Context, op backendtest.Op, key string) error {
-				if !fired && csIsWrite(op) && key == manifestKey(u) {
+				if csIsWrite(op) && key == manifestKey(u) && !fired {
 					fired = true
 					if l != nil {
 						if _, ferr := l.ForceUnlock(context.Background(), lockKey(u)); ferr != nil {
