@@ -38,6 +38,12 @@ type RetryConfig struct {
 	// delay, error) and one when a call gives up after retrying. Default:
 	// discard.
 	Logger *slog.Logger
+	// OnRetry, when not nil, is called once per retry, just before its
+	// delay, with the operation ("put", "get", "stat", "delete", "list"),
+	// the retry's number (1 for the first retry) and the error that caused
+	// it; package telemetry counts retries with it. It must be quick and
+	// safe for concurrent use. Default nil.
+	OnRetry func(ctx context.Context, op string, retry int, err error)
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -162,6 +168,9 @@ func (r *Retrying) retry(ctx context.Context, op, key string, attempt int, err, 
 	r.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "backend: retrying after a transient error",
 		slog.String("op", op), slog.String("key", key), slog.Int("attempt", attempt+1),
 		slog.Duration("delay", delay), slog.Any("err", err))
+	if r.cfg.OnRetry != nil {
+		r.cfg.OnRetry(ctx, op, attempt+1, err)
+	}
 	if cerr := backoff.Sleep(ctx, delay); cerr != nil {
 		return fmt.Errorf("backend: %s %q: %w while waiting to retry (last attempt: %w)", op, key, cerr, err)
 	}

@@ -634,3 +634,33 @@ func TestRetryUnwrap(t *testing.T) {
 		t.Errorf("Close did not close the wrapped backend: %v", err)
 	}
 }
+
+func TestRetryOnRetryHook(t *testing.T) {
+	type call struct {
+		op    string
+		retry int
+	}
+	var calls []call // Stat retries run one after another
+	cfg := backend.RetryConfig{MaxRetries: 3, OnRetry: func(_ context.Context, op string, retry int, err error) {
+		if !errors.Is(err, backend.ErrTransient) {
+			t.Errorf("OnRetry err = %v, want the transient error", err)
+		}
+		calls = append(calls, call{op, retry})
+	}}
+	f := newFixture(t, cfg)
+	f.faulty.Inject(backendtest.Fault{Op: backendtest.OpStat, Times: 2, Err: transient})
+	if _, err := f.retry.Stat(t.Context(), "k"); !errors.Is(err, backend.ErrNotFound) {
+		t.Fatalf("Stat after two transient failures: err = %v, want not found", err)
+	}
+	if want := []call{{"stat", 1}, {"stat", 2}}; !slices.Equal(calls, want) {
+		t.Errorf("OnRetry calls = %v, want %v", calls, want)
+	}
+	// A permanent failure is not retried and not reported.
+	calls = nil
+	if _, err := f.retry.Stat(t.Context(), "k"); !errors.Is(err, backend.ErrNotFound) {
+		t.Fatalf("Stat: err = %v", err)
+	}
+	if len(calls) != 0 {
+		t.Errorf("OnRetry called %v for a permanent failure", calls)
+	}
+}
