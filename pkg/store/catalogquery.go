@@ -35,8 +35,9 @@ type Page struct {
 // ErrInvalidArgument.
 func (s *Store) SearchSeq(ctx context.Context, f Filter, p Page) iter.Seq2[Metadata, error] {
 	return func(yield func(Metadata, error) bool) {
+		ctx, end := s.begin(ctx, "search", "")
 		err := s.search(ctx, f, p, func(md Metadata) bool { return yield(md, nil) })
-		s.logResult(ctx, "search", "", err)
+		end(err)
 		if err != nil {
 			yield(Metadata{}, err)
 		}

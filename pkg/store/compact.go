@@ -63,7 +63,8 @@ type CatalogReport struct {
 // first) changes nothing the catalog reads and starts over, up to 5
 // times; then it fails with ErrConflict.
 func (s *Store) CompactCatalog(ctx context.Context) (rep CatalogReport, err error) {
-	defer func() { s.logResult(ctx, "compact-catalog", "", err) }()
+	ctx, end := s.begin(ctx, "compact-catalog", "")
+	defer func() { end(err) }()
 	return s.compactCatalog(ctx, compactFold)
 }
 

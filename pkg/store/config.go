@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/necrocode/artifactstore/pkg/backend"
+	"github.com/necrocode/artifactstore/pkg/telemetry"
 )
 
 // Defaults of Config, applied by WithDefaults to zero fields.
@@ -119,6 +120,13 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock of creation times and blob ids. Default time.Now.
 	Now func() time.Time
+	// Telemetry says where the store's Prometheus metrics (a Registerer)
+	// and OpenTelemetry spans (a TracerProvider) go: one span per
+	// operation with child spans for its lock and backend calls, and the
+	// metrics listed in package telemetry. New registers the metrics; Stores
+	// that share a Registerer share them too (see telemetry.Config).
+	// Default: neither.
+	Telemetry telemetry.Config
 
 	// AllowUnfencedWrites lets New accept a backend that fails the
 	// conditional-write probe. Such a backend cannot stop a writer whose

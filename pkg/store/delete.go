@@ -19,7 +19,8 @@ import (
 // ErrConflict instead of removing a commit made after its decision. The
 // blobs go after the commit; the tombstone goes later (Reconcile).
 func (s *Store) Delete(ctx context.Context, uri string) (err error) {
-	defer func() { s.logResult(ctx, "delete", uri, err) }()
+	ctx, end := s.begin(ctx, "delete", uri)
+	defer func() { end(err) }()
 	u, err := ParseURI(uri)
 	if err != nil {
 		return err
@@ -56,7 +57,8 @@ func (s *Store) deleteArtifact(ctx context.Context, u URI) error {
 // others are not counted. On error the count covers what was deleted
 // before it.
 func (s *Store) DeleteByTask(ctx context.Context, spec, task string) (n int, err error) {
-	defer func() { s.logResult(ctx, "delete-task", spec+"/"+task, err) }()
+	ctx, end := s.begin(ctx, "delete-task", spec+"/"+task)
+	defer func() { end(err) }()
 	if spec != "" {
 		if err := ValidateName("spec", spec); err != nil {
 			return 0, err
@@ -80,7 +82,8 @@ func taskFilter(spec, task string) func(URI) bool {
 // DeleteBySpec deletes every artifact of the spec and returns how many it
 // deleted, like DeleteByTask.
 func (s *Store) DeleteBySpec(ctx context.Context, spec string) (n int, err error) {
-	defer func() { s.logResult(ctx, "delete-spec", spec, err) }()
+	ctx, end := s.begin(ctx, "delete-spec", spec)
+	defer func() { end(err) }()
 	if err := ValidateName("spec", spec); err != nil {
 		return 0, err
 	}

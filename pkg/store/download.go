@@ -23,7 +23,8 @@ import (
 // ErrIntegrity. A transient failure while reading is retried from the start
 // (Config.Retry).
 func (s *Store) Download(ctx context.Context, uri string) (data []byte, md Metadata, err error) {
-	defer func() { s.logResult(ctx, "download", uri, err) }()
+	ctx, end := s.begin(ctx, "download", uri)
+	defer func() { end(err) }()
 	u, err := ParseURI(uri)
 	if err != nil {
 		return nil, Metadata{}, err
@@ -61,7 +62,8 @@ func (s *Store) downloadOnce(ctx context.Context, u URI) ([]byte, Metadata, erro
 // ErrIntegrity instead of io.EOF. The caller must Close it. Memory stays
 // bounded whatever the size.
 func (s *Store) Open(ctx context.Context, uri string) (rc io.ReadCloser, md Metadata, err error) {
-	defer func() { s.logResult(ctx, "open", uri, err) }()
+	ctx, end := s.begin(ctx, "open", uri)
+	defer func() { end(err) }()
 	u, err := ParseURI(uri)
 	if err != nil {
 		return nil, Metadata{}, err
@@ -74,7 +76,8 @@ func (s *Store) Open(ctx context.Context, uri string) (rc io.ReadCloser, md Meta
 // again: one round trip. When that version has been pruned or replaced
 // since, the error matches ErrNotFound. Verification is as for Open.
 func (s *Store) OpenVersion(ctx context.Context, md Metadata) (rc io.ReadCloser, err error) {
-	defer func() { s.logResult(ctx, "open-version", md.URI, err) }()
+	ctx, end := s.begin(ctx, "open-version", md.URI)
+	defer func() { end(err) }()
 	u, err := ParseURI(md.URI)
 	if err != nil {
 		return nil, err

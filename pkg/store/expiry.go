@@ -38,7 +38,8 @@ func (r RetentionConfig) expiresAt(m *manifest, v *version) time.Time {
 // expires. It is a reading of the manifest now: adding or removing the
 // exempt tag later changes the answer.
 func (s *Store) ExpiresAt(ctx context.Context, uri string) (e Expiry, err error) {
-	defer func() { s.logResult(ctx, "expires-at", uri, err) }()
+	ctx, end := s.begin(ctx, "expires-at", uri)
+	defer func() { end(err) }()
 	u, err := ParseURI(uri)
 	if err != nil {
 		return Expiry{}, err
@@ -62,7 +63,8 @@ func (s *Store) ExpiresAt(ctx context.Context, uri string) (e Expiry, err error)
 // window from now would delete if nothing changed meanwhile. Sorted by URI,
 // versions oldest first. window must not be negative.
 func (s *Store) ExpiringWithin(ctx context.Context, window time.Duration, f Filter) (es []Expiry, err error) {
-	defer func() { s.logResult(ctx, "expiring-within", "", err) }()
+	ctx, end := s.begin(ctx, "expiring-within", "")
+	defer func() { end(err) }()
 	if window < 0 {
 		return nil, invalidf("expiring within %v: negative window", window)
 	}

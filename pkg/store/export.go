@@ -89,7 +89,8 @@ type exportItem struct {
 // ErrIntegrity, and w then holds a truncated archive (ExportFile removes
 // its file).
 func (s *Store) Export(ctx context.Context, w io.Writer, opts ExportOptions) (rep ExportReport, err error) {
-	defer func() { s.logResult(ctx, "export", exportName(opts), err) }()
+	ctx, end := s.begin(ctx, "export", exportName(opts))
+	defer func() { end(err) }()
 	if w == nil {
 		return ExportReport{}, invalidf("export: nil writer")
 	}
@@ -383,7 +384,8 @@ func (pw *progressWriter) Write(b []byte) (int, error) {
 // file in the same directory, synced, then renamed over dest (replacing an
 // existing file), and the directory synced; on failure nothing is left.
 func (s *Store) ExportFile(ctx context.Context, dest string, opts ExportOptions) (p string, rep ExportReport, err error) {
-	defer func() { s.logResult(ctx, "export-file", exportName(opts), err) }()
+	ctx, end := s.begin(ctx, "export-file", exportName(opts))
+	defer func() { end(err) }()
 	if dest == "" {
 		return "", ExportReport{}, invalidf("export: empty destination path")
 	}

@@ -11,7 +11,8 @@ import (
 // when). It needs a locker that implements lock.Inspector; otherwise, and
 // when locking is disabled, the error matches ErrUnsupported.
 func (s *Store) IsLocked(ctx context.Context, uri string) (st lock.Status, err error) {
-	defer func() { s.logResult(ctx, "is-locked", uri, err) }()
+	ctx, end := s.begin(ctx, "is-locked", uri)
+	defer func() { end(err) }()
 	u, err := ParseURI(uri)
 	if err != nil {
 		return lock.Status{}, err
@@ -33,7 +34,8 @@ func (s *Store) IsLocked(ctx context.Context, uri string) (st lock.Status, err e
 // It needs a locker that implements lock.ForceUnlocker; otherwise, and when
 // locking is disabled, the error matches ErrUnsupported.
 func (s *Store) ForceUnlock(ctx context.Context, uri string) (st lock.Status, err error) {
-	defer func() { s.logResult(ctx, "force-unlock", uri, err) }()
+	ctx, end := s.begin(ctx, "force-unlock", uri)
+	defer func() { end(err) }()
 	u, err := ParseURI(uri)
 	if err != nil {
 		return lock.Status{}, err

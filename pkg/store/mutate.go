@@ -147,6 +147,9 @@ func (s *Store) mutate(ctx context.Context, u URI, in *intent, apply mutation) (
 			}
 			return out, nil
 		}
+		if errors.Is(err, errPrecondition) {
+			s.tel.Conflict(ctx) // counted whether retried or not
+		}
 		if !errors.Is(err, errPrecondition) || lease != nil || attempt >= s.cfg.MaxConflictRetries {
 			var lerr error
 			if lease != nil {

@@ -268,6 +268,7 @@ func (s *Store) refreshUsage(ctx context.Context, extra int64) error {
 func (s *Store) checkWarning() {
 	q := &s.quota
 	used, limit := q.used(), s.warnBytes()
+	s.tel.QuotaUse(used, s.cfg.Quota.MaxBytes)
 	switch {
 	case used >= limit && !q.warned:
 		q.warned = true

@@ -140,7 +140,8 @@ type blobRefInfo struct {
 // memory (about 100 bytes per version and per tag). A failure to delete one orphan is logged and joined into the
 // returned error; the report covers the rest.
 func (s *Store) Reconcile(ctx context.Context, opts ReconcileOptions) (rep ReconcileReport, err error) {
-	defer func() { s.logResult(ctx, "reconcile", "", err) }()
+	ctx, end := s.begin(ctx, "reconcile", "")
+	defer func() { end(err) }()
 	switch {
 	case opts.GracePeriod < 0:
 		return ReconcileReport{}, invalidf("reconcile: negative grace period %v", opts.GracePeriod)

@@ -180,7 +180,8 @@ func (s *Store) expiredIn(sc scope, m *manifest, now time.Time) []version {
 // by URI, versions oldest first. It changes nothing; CleanupExpired
 // deletes what it lists.
 func (s *Store) Expired(ctx context.Context, f Filter) (mds []Metadata, err error) {
-	defer func() { s.logResult(ctx, "expired", "", err) }()
+	ctx, end := s.begin(ctx, "expired", "")
+	defer func() { end(err) }()
 	if err := f.validate(); err != nil {
 		return nil, err
 	}
@@ -257,7 +258,8 @@ type CleanupReport struct {
 // report covers what was done, and the error (matching the failures'
 // sentinels) joins the failures. A cancelled context stops the cleanup.
 func (s *Store) CleanupExpired(ctx context.Context, opts CleanupOptions) (rep CleanupReport, err error) {
-	defer func() { s.logResult(ctx, "cleanup-expired", "", err) }()
+	ctx, end := s.begin(ctx, "cleanup-expired", "")
+	defer func() { end(err) }()
 	if err := opts.Filter.validate(); err != nil {
 		return CleanupReport{}, err
 	}

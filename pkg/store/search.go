@@ -108,7 +108,8 @@ func (s *Store) searchManifests(ctx context.Context, f Filter) ([]Metadata, erro
 // ListTask returns the metadata of the current version of every artifact of
 // the task, sorted by URI.
 func (s *Store) ListTask(ctx context.Context, spec, task string) (mds []Metadata, err error) {
-	defer func() { s.logResult(ctx, "list-task", spec+"/"+task, err) }()
+	ctx, end := s.begin(ctx, "list-task", spec+"/"+task)
+	defer func() { end(err) }()
 	if err := ValidateName("spec", spec); err != nil {
 		return nil, err
 	}
@@ -121,7 +122,8 @@ func (s *Store) ListTask(ctx context.Context, spec, task string) (mds []Metadata
 // ListSpec returns the metadata of the current version of every artifact of
 // the spec, sorted by URI.
 func (s *Store) ListSpec(ctx context.Context, spec string) (mds []Metadata, err error) {
-	defer func() { s.logResult(ctx, "list-spec", spec, err) }()
+	ctx, end := s.begin(ctx, "list-spec", spec)
+	defer func() { end(err) }()
 	if err := ValidateName("spec", spec); err != nil {
 		return nil, err
 	}

@@ -9,7 +9,8 @@ import (
 // Stat returns the metadata of uri: its current version, or the version
 // named by ?version=<n>. A missing artifact or version matches ErrNotFound.
 func (s *Store) Stat(ctx context.Context, uri string) (md Metadata, err error) {
-	defer func() { s.logResult(ctx, "stat", uri, err) }()
+	ctx, end := s.begin(ctx, "stat", uri)
+	defer func() { end(err) }()
 	u, err := ParseURI(uri)
 	if err != nil {
 		return Metadata{}, err
@@ -28,7 +29,8 @@ func (s *Store) Stat(ctx context.Context, uri string) (md Metadata, err error) {
 // Exists reports whether uri (the artifact, or the version named by
 // ?version=<n>) exists.
 func (s *Store) Exists(ctx context.Context, uri string) (ok bool, err error) {
-	defer func() { s.logResult(ctx, "exists", uri, err) }()
+	ctx, end := s.begin(ctx, "exists", uri)
+	defer func() { end(err) }()
 	u, err := ParseURI(uri)
 	if err != nil {
 		return false, err
@@ -46,7 +48,8 @@ func (s *Store) Exists(ctx context.Context, uri string) (ok bool, err error) {
 // Versions returns the metadata of every stored version of the artifact uri
 // (any ?version=<n> is ignored), oldest first.
 func (s *Store) Versions(ctx context.Context, uri string) (mds []Metadata, err error) {
-	defer func() { s.logResult(ctx, "versions", uri, err) }()
+	ctx, end := s.begin(ctx, "versions", uri)
+	defer func() { end(err) }()
 	u, err := ParseURI(uri)
 	if err != nil {
 		return nil, err

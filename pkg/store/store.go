@@ -17,6 +17,7 @@ import (
 	"github.com/necrocode/artifactstore/internal/backoff"
 	"github.com/necrocode/artifactstore/pkg/backend"
 	"github.com/necrocode/artifactstore/pkg/lock"
+	"github.com/necrocode/artifactstore/pkg/telemetry"
 )
 
 // Store is the artifact store: every artifact rule lives here, over a
@@ -28,6 +29,7 @@ type Store struct {
 	locker lock.Locker     // nil when locking is disabled
 	cfg    Config
 	log    *slog.Logger
+	tel    *telemetry.Telemetry // Config.Telemetry; records nothing when it is zero
 
 	manifests *manifestCache
 	quota     quotaState // the usage counter's view (quota.go)
@@ -69,10 +71,23 @@ func New(ctx context.Context, b backend.Backend, l lock.Locker, cfg Config) (*St
 		return nil, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 	}
 	cfg = cfg.WithDefaults()
+	tel, err := telemetry.New(cfg.Telemetry)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	retry := cfg.Retry
+	retry.OnRetry = tel.RetryHook(retry.OnRetry)
+	if tel.Enabled() {
+		b = tel.WrapBackend(b)
+		if l != nil {
+			l = tel.WrapLocker(l)
+		}
+	}
 	s := &Store{
-		b:              &closeGuard{Backend: backend.WithRetry(b, cfg.Retry)},
+		b:              &closeGuard{Backend: backend.WithRetry(b, retry)},
 		cfg:            cfg,
 		log:            cfg.Logger,
+		tel:            tel,
 		manifests:      newManifestCache(cfg.ManifestCacheEntries),
 		indexReadLimit: indexReadLimit,
 	}
@@ -81,7 +96,6 @@ func New(ctx context.Context, b backend.Backend, l lock.Locker, cfg Config) (*St
 	}
 	s.compactor.ctx, s.compactor.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	probe := probeRoot + s.newID()
-	var err error
 	if err = backend.ProbeConditionalPut(ctx, s.b, probe); err != nil {
 		if !errors.Is(err, backend.ErrUnfencedWrites) || !cfg.AllowUnfencedWrites {
 			s.log.Error("store: open", "op", "open", "err", err)

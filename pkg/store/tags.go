@@ -8,21 +8,24 @@ import (
 
 // AddTags adds tags to the artifact uri and returns its current metadata.
 func (s *Store) AddTags(ctx context.Context, uri string, tags ...string) (md Metadata, err error) {
-	defer func() { s.logResult(ctx, "add-tags", uri, err) }()
+	ctx, end := s.begin(ctx, "add-tags", uri)
+	defer func() { end(err) }()
 	return s.changeTags(ctx, uri, tags, func(cur, tags []string) []string { return mergeTags(cur, tags) })
 }
 
 // SetTags replaces the tags of the artifact uri (none removes them all) and
 // returns its current metadata.
 func (s *Store) SetTags(ctx context.Context, uri string, tags ...string) (md Metadata, err error) {
-	defer func() { s.logResult(ctx, "set-tags", uri, err) }()
+	ctx, end := s.begin(ctx, "set-tags", uri)
+	defer func() { end(err) }()
 	return s.changeTags(ctx, uri, tags, func(_, tags []string) []string { return tags })
 }
 
 // RemoveTags removes tags from the artifact uri (absent ones are ignored)
 // and returns its current metadata.
 func (s *Store) RemoveTags(ctx context.Context, uri string, tags ...string) (md Metadata, err error) {
-	defer func() { s.logResult(ctx, "remove-tags", uri, err) }()
+	ctx, end := s.begin(ctx, "remove-tags", uri)
+	defer func() { end(err) }()
 	return s.changeTags(ctx, uri, tags, func(cur, tags []string) []string {
 		return slices.DeleteFunc(slices.Clone(cur), func(t string) bool {
 			_, found := slices.BinarySearch(tags, t)

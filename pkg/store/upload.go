@@ -37,7 +37,8 @@ import (
 // readErr)); r delivering more or fewer than size bytes matches
 // ErrInvalidArgument. The returned Metadata names the new version.
 func (s *Store) Upload(ctx context.Context, uri string, r io.Reader, size int64, opts UploadOptions) (md Metadata, err error) {
-	defer func() { s.logResult(ctx, "upload", uri, err) }()
+	ctx, end := s.begin(ctx, "upload", uri)
+	defer func() { end(err) }()
 	u, err := parseArtifact(uri)
 	if err != nil {
 		return Metadata{}, err

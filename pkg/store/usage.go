@@ -64,7 +64,8 @@ func newUsageReport() UsageReport {
 // references (see Reconcile) are not counted. The quota check of uploads
 // does not call it; it keeps a counter (see QuotaConfig).
 func (s *Store) Usage(ctx context.Context) (rep UsageReport, err error) {
-	defer func() { s.logResult(ctx, "usage", "", err) }()
+	ctx, end := s.begin(ctx, "usage", "")
+	defer func() { end(err) }()
 	return s.usage(ctx)
 }
 
@@ -106,7 +107,8 @@ func (s *Store) walkUsage(ctx context.Context) (UsageReport, error) {
 // that land while it runs may be counted twice or not at all; run it when
 // the store is quiet for an exact counter.
 func (s *Store) RecountUsage(ctx context.Context) (rep UsageReport, err error) {
-	defer func() { s.logResult(ctx, "recount-usage", "", err) }()
+	ctx, end := s.begin(ctx, "recount-usage", "")
+	defer func() { end(err) }()
 	rep, err = s.usage(ctx)
 	if err != nil {
 		return UsageReport{}, err

@@ -14,7 +14,8 @@ import (
 // missing blob matches ErrNotFound too) that joins one error per failing
 // version.
 func (s *Store) VerifyChecksum(ctx context.Context, uri string) (err error) {
-	defer func() { s.logResult(ctx, "verify", uri, err) }()
+	ctx, end := s.begin(ctx, "verify", uri)
+	defer func() { end(err) }()
 	u, err := ParseURI(uri)
 	if err != nil {
 		return err

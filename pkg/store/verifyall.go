@@ -64,7 +64,8 @@ func (r VerifyReport) OK() bool {
 // only when the run itself stopped: a cancelled context, an invalid
 // filter, a failed listing; the report then covers what was checked.
 func (s *Store) VerifyAll(ctx context.Context, opts VerifyOptions) (rep VerifyReport, err error) {
-	defer func() { s.logResult(ctx, "verify-all", "", err) }()
+	ctx, end := s.begin(ctx, "verify-all", "")
+	defer func() { end(err) }()
 	if err := opts.Filter.validate(); err != nil {
 		return VerifyReport{}, err
 	}

@@ -9,7 +9,8 @@ import (
 // PruneVersions deletes the oldest versions of the artifact uri, keeping the
 // newest keep (at least 1), and returns how many it deleted.
 func (s *Store) PruneVersions(ctx context.Context, uri string, keep int) (n int, err error) {
-	defer func() { s.logResult(ctx, "prune-versions", uri, err) }()
+	ctx, end := s.begin(ctx, "prune-versions", uri)
+	defer func() { end(err) }()
 	u, err := parseArtifact(uri)
 	if err != nil {
 		return 0, err

@@ -58,8 +58,10 @@ func (s *Store) heldLease(ctx context.Context, u URI) *lock.Lease {
 // Config.DisableLocking there is no lock to hold and the error matches
 // ErrUnsupported.
 func (s *Store) WithLock(ctx context.Context, uri string, opts LockOptions, fn func(ctx context.Context) error) (err error) {
-	fnErr := false // fn's own error is the caller's to log
+	ctx, op := s.tel.Start(ctx, "with-lock", uri) // fn's calls are its span's children
+	fnErr := false                                // fn's own error is the caller's to log
 	defer func() {
+		op.End(err, errorKind(err))
 		if !fnErr {
 			s.logResult(ctx, "with-lock", uri, err)
 		}
