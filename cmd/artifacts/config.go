@@ -26,9 +26,10 @@ const envConfig = "ARTIFACTSTORE_CONFIG"
 // Each store setting is the value of an ARTIFACTSTORE_* variable: a flag
 // sets it above the environment and the config file.
 type globals struct {
-	config  string            // --config FILE
-	set     map[string]string // variable -> value, from flags
-	verbose bool
+	config      string            // --config FILE
+	set         map[string]string // variable -> value, from flags
+	verbose     bool
+	metricsAddr string // --metrics-addr HOST:PORT
 }
 
 // globalFlag maps a flag to the variable it sets.
@@ -226,6 +227,11 @@ func (a *app) open(ctx context.Context, o openOpts) (*setup.Opened, error) {
 // withStore opens the store, runs fn and closes the store, joining a close
 // failure to fn's error.
 func (a *app) withStore(ctx context.Context, o openOpts, fn func(s *store.Store, opened *setup.Opened) error) (err error) {
+	stop, err := a.serveMetrics(&o)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	opened, err := a.open(ctx, o)
 	if err != nil {
 		return err

@@ -39,7 +39,14 @@
 // Flags and arguments may come in any order; "--" ends the flags. Global
 // flags (--config, --backend, --dir, --lock, --lock-dir, --lock-timeout,
 // --versioning, --compression, --s3-endpoint, --s3-bucket, --s3-prefix,
-// --redis, --verbose) are accepted before or after the command.
+// --redis, --verbose, --metrics-addr) are accepted before or after the
+// command.
+//
+// --metrics-addr HOST:PORT serves the store's Prometheus metrics (package
+// telemetry), with the Go runtime and process metrics, at
+// http://HOST:PORT/metrics while the command runs: for long commands
+// (export, verify, cleanup, reconcile). HOST must be a loopback address
+// (127.0.0.1, [::1], localhost); another is a usage error (exit 2).
 //
 // # Configuration
 //

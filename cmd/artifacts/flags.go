@@ -25,6 +25,7 @@ func (a *app) newFlagSet(name string) *flag.FlagSet {
 	fs.StringVar(&a.g.config, "config", a.g.config, "read settings from `FILE` of KEY=VALUE lines (env "+envConfig+")")
 	fs.BoolVar(&a.g.verbose, "verbose", a.g.verbose, "log the store's operations to stderr")
 	fs.BoolVar(&a.g.verbose, "v", a.g.verbose, "same as --verbose")
+	fs.StringVar(&a.g.metricsAddr, "metrics-addr", a.g.metricsAddr, "serve Prometheus metrics at http://`HOST:PORT`/metrics while the command runs (a loopback address)")
 	for _, gf := range globalFlags() {
 		fs.Var(&envFlag{g: &a.g, env: gf.env, bool: gf.bool}, gf.name, gf.usage+" (env "+gf.env+")")
 	}
@@ -34,7 +35,7 @@ func (a *app) newFlagSet(name string) *flag.FlagSet {
 // isGlobalFlag reports whether name is one of the flags newFlagSet adds.
 func isGlobalFlag(name string) bool {
 	switch name {
-	case "config", "verbose", "v":
+	case "config", "verbose", "v", "metrics-addr":
 		return true
 	}
 	for _, gf := range globalFlags() {
