@@ -27,6 +27,11 @@
 //	go run ./cmd/demo -backend s3 -s3-endpoint 127.0.0.1:9000 -s3-bucket artifacts \
 //	    -redis 127.0.0.1:6379,127.0.0.1:6380,127.0.0.1:6381
 //
+// -metrics-addr HOST:PORT (a loopback address) serves the Prometheus
+// metrics of the parent's store at http://HOST:PORT/metrics during the run,
+// and worker i serves its own at PORT+1+i (with PORT 0 each picks a free
+// port); see package telemetry for the metrics.
+//
 // Credentials are read from the environment only, never from flags, and
 // never printed.
 package main

@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/necrocode/artifactstore/internal/metricsserver"
 	"github.com/necrocode/artifactstore/pkg/lock/redislock"
 )
 
@@ -65,6 +66,7 @@ type options struct {
 	s3Endpoint, s3Bucket       string
 	timeout                    time.Duration
 	verbose                    bool
+	metricsAddr                string
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -84,6 +86,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.s3Bucket, "s3-bucket", "", "S3 `bucket` (sets ARTIFACTSTORE_S3_BUCKET; created when missing)")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "bound on the whole run")
 	fs.BoolVar(&o.verbose, "v", false, "log the store's warnings and errors to stderr")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://`HOST:PORT`/metrics during the run (a loopback address); worker i serves on PORT+1+i")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: demo [flags]\n\nRuns worker processes against one artifact store and checks that nothing was lost.\n\n")
 		fs.PrintDefaults()
@@ -109,6 +112,14 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return bad("-shared %d: want 1 to 16", o.shared)
 	case o.timeout <= 0:
 		return bad("-timeout %v: want a positive duration", o.timeout)
+	}
+	if o.metricsAddr != "" {
+		if err := metricsserver.CheckAddr(o.metricsAddr); err != nil {
+			return bad("%v", err)
+		}
+		if _, err := metricsAddr(o.metricsAddr, o.workers-1); err != nil {
+			return bad("%v", err)
+		}
 	}
 	return o, nil
 }

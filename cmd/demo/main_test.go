@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -151,11 +154,42 @@ func TestDemo(t *testing.T) {
 	})
 
 	t.Run("bad flags", func(t *testing.T) {
-		for _, args := range [][]string{{"-workers", "0"}, {"-ops", "-1"}, {"-size", "1"}, {"extra"}, {"-nope"}} {
+		for _, args := range [][]string{{"-workers", "0"}, {"-ops", "-1"}, {"-size", "1"}, {"extra"}, {"-nope"},
+			{"-metrics-addr", "0.0.0.0:9464"}, {"-metrics-addr", ":9464"}, {"-workers", "4", "-metrics-addr", "127.0.0.1:65533"}} {
 			code, _, errOut := runDemo(t, bin, hermeticEnv(), args...)
 			if code != exitSetup || !strings.Contains(errOut, "usage: demo") {
 				t.Errorf("demo %v: exit %d, stderr:\n%s", args, code, errOut)
 			}
+		}
+	})
+
+	t.Run("metrics of the parent and of each worker", func(t *testing.T) {
+		base := freePortPair(t)
+		done := make(chan struct{})
+		var out string
+		go func() {
+			defer close(done)
+			var code int
+			var errOut string
+			code, out, errOut = runDemo(t, bin, hermeticEnv(), "-workers", "1", "-ops", "300", "-size", "64", "-metrics-addr", base)
+			if code != exitOK {
+				t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+			}
+		}()
+		worker, err := metricsAddr(base, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// While the worker runs, its page counts its uploads, and the
+		// parent's shows the backend calls of its preflight.
+		for addr, want := range map[string]string{worker: `artifactstore_operations_total{op="upload"}`, base: "artifactstore_backend_request_duration_seconds"} {
+			if !scrapeDuring(t, addr, want, done) {
+				t.Errorf("no %s at %s during the run", want, addr)
+			}
+		}
+		<-done
+		if !strings.Contains(out, "metrics at http://"+base+"/metrics") {
+			t.Errorf("the report does not say where the metrics are:\n%s", out)
 		}
 	})
 
@@ -212,5 +246,68 @@ func TestPercentile(t *testing.T) {
 	}
 	if p := percentile(nil, 0.5); p != 0 {
 		t.Errorf("p50 of nothing = %d", p)
+	}
+}
+
+func TestMetricsAddr(t *testing.T) {
+	for _, c := range []struct {
+		base string
+		id   int
+		want string
+		ok   bool
+	}{
+		{"127.0.0.1:9464", -1, "127.0.0.1:9464", true},
+		{"127.0.0.1:9464", 0, "127.0.0.1:9465", true},
+		{"[::1]:9464", 3, "[::1]:9468", true},
+		{"127.0.0.1:0", 5, "127.0.0.1:0", true},
+		{"127.0.0.1:65535", 0, "", false},
+		{"127.0.0.1:http", 0, "", false},
+		{"127.0.0.1", 0, "", false},
+	} {
+		got, err := metricsAddr(c.base, c.id)
+		if (err == nil) != c.ok || got != c.want {
+			t.Errorf("metricsAddr(%q, %d) = %q, %v; want %q, ok %t", c.base, c.id, got, err, c.want, c.ok)
+		}
+	}
+}
+
+// freePortPair returns a loopback address whose port and the next one were
+// both free a moment ago (the parent's and the first worker's).
+func freePortPair(t *testing.T) string {
+	t.Helper()
+	for range 50 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		next, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port+1)))
+		ln.Close()
+		if err == nil {
+			next.Close()
+			return ln.Addr().String()
+		}
+	}
+	t.Fatal("no two consecutive free ports")
+	return ""
+}
+
+// scrapeDuring polls the metrics page at addr until it holds want (true)
+// or the run ends (false).
+func scrapeDuring(t *testing.T, addr, want string, done <-chan struct{}) bool {
+	t.Helper()
+	for {
+		if resp, err := http.Get("http://" + addr + "/metrics"); err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(body), want) {
+				return true
+			}
+		}
+		select {
+		case <-done:
+			return false
+		case <-time.After(5 * time.Millisecond):
+		}
 	}
 }

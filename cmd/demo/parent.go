@@ -113,6 +113,11 @@ func runParent(ctx context.Context, o options, stdout, stderr io.Writer) int {
 		return fail("memory locks cannot serialize worker processes: use file, redis or none")
 	}
 	cfg.Logger = logger(stderr)
+	metricsURL, stopMetrics, err := serveMetrics(o.metricsAddr, -1, &cfg)
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer stopMetrics()
 	opened, err := setup.Open(ctx, cfg)
 	if err != nil {
 		return fail("%v", err)
@@ -127,10 +132,13 @@ func runParent(ctx context.Context, o options, stdout, stderr io.Writer) int {
 		return fail("%v", err)
 	}
 	defer os.RemoveAll(journalDir)
-	p := plan{Spec: "demo-" + newRunID(), Workers: o.workers, Ops: o.ops, Size: o.size, Shared: o.shared, JournalDir: journalDir}
+	p := plan{Spec: "demo-" + newRunID(), Workers: o.workers, Ops: o.ops, Size: o.size, Shared: o.shared, JournalDir: journalDir, MetricsAddr: o.metricsAddr}
 
 	fmt.Fprintf(stdout, "artifactstore demo: %d worker processes x %d operations, %s per upload, on %s\n",
 		p.Workers, p.Ops, humanBytes(int64(p.Size)), describe(opened.Config))
+	if metricsURL != "" {
+		fmt.Fprintf(stdout, "metrics at %s; worker i at port +1+i\n", metricsURL)
+	}
 
 	start := time.Now()
 	workerErrs := runWorkers(ctx, p, stderr)

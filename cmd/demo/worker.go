@@ -31,6 +31,9 @@ type plan struct {
 	Shared  int    `json:"shared"`
 	// JournalDir holds one journal per worker.
 	JournalDir string `json:"journal_dir"`
+	// MetricsAddr is -metrics-addr: worker i serves its metrics on its
+	// port + 1 + i (see metricsAddr). Empty: no metrics.
+	MetricsAddr string `json:"metrics_addr,omitempty"`
 }
 
 // privateTypes are the artifact types of each worker's private artifacts.
@@ -183,6 +186,11 @@ func runWorker(ctx context.Context, idText, planJSON string, stdout, stderr io.W
 	timing := &timingLocker{}
 	cfg.WrapLocker = func(l lock.Locker) lock.Locker { timing.Locker = l; return timing }
 	cfg.Logger = logger(stderr)
+	_, stopMetrics, err := serveMetrics(p.MetricsAddr, id, &cfg)
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer stopMetrics()
 	opened, err := setup.Open(ctx, cfg)
 	if err != nil {
 		return fail("open: %v", err)
