@@ -144,7 +144,11 @@ type Config struct {
 	// gets it: instrumentation, fault injection. Default nil.
 	WrapBackend func(backend.Backend) backend.Backend
 	// WrapLocker, when not nil, decorates the locker before the store gets
-	// it (not called with LockNone). Default nil.
+	// it (not called with LockNone). A decorator should keep the optional
+	// interfaces (lock.Inspector, lock.ForceUnlocker) of what it wraps, as
+	// telemetry.Locker does, or the store's IsLocked and ForceUnlock answer
+	// ErrUnsupported. Metrics and spans need no wrapper: set
+	// Store.Telemetry. Default nil.
 	WrapLocker func(lock.Locker) lock.Locker
 }
 

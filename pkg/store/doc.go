@@ -420,6 +420,22 @@
 // returned. Every failed public call is logged once on Config.Logger with
 // its op, uri and error; credentials are never logged (the store has none).
 //
+// # Metrics and traces
+//
+// Config.Telemetry gives a Prometheus Registerer and an OpenTelemetry
+// TracerProvider (package telemetry); New wraps the backend and the locker
+// in telemetry's decorators, which keep their optional capabilities. Each
+// public call is then one span named "artifactstore."+op (op as in the log
+// records: upload, download, open, stat, search, delete, add-tags,
+// with-lock, ...) whose children are the lock and backend calls it made,
+// and counts in artifactstore_operations_total,
+// artifactstore_operation_errors_total (by error kind: not_found,
+// conflict, lock_timeout, ...) and artifactstore_operation_duration_seconds;
+// with bytes, retries, lock wait and hold times, lost leases, commit
+// conflicts and the quota counter besides. The calls made inside WithLock's
+// function count on their own and trace as children of its span. The zero Config.Telemetry records nothing and wraps
+// nothing.
+//
 // # Concurrency
 //
 // A Store is safe for concurrent use, and any number of Stores in any
@@ -444,7 +460,8 @@
 // ManifestCacheEntries 1024, WriterID "<hostname>:<pid>", Logger
 // discarding, Now time.Now, AllowUnfencedWrites false, Retention diff 30
 // days, log 7 days, test 14 days, custom types never, tag "retain" exempt,
-// Quota unlimited (when set: WarnRatio 0.8, RefreshInterval 1s).
+// Quota unlimited (when set: WarnRatio 0.8, RefreshInterval 1s), Telemetry
+// none.
 // ConfigFromEnv reads the same fields from ARTIFACTSTORE_* environment
 // variables.
 package store

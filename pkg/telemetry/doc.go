@@ -23,7 +23,8 @@
 // ("artifactstore.upload", "artifactstore.download", "artifactstore.search",
 // "artifactstore.delete", ...; the operation names are those of the store's
 // log records) with the attributes artifactstore.operation and, when it
-// addresses one artifact, artifactstore.uri. A failed operation's span has
+// addresses one artifact, artifactstore.uri (the spec or "spec/task" for
+// the bulk deletes and listings of one spec or task). A failed operation's span has
 // the status Error, the error recorded as an event, and the attribute
 // error.type set to the error's kind (see below). Its children are one
 // span per backend call ("artifactstore.backend.put", ".get", ".stat",
