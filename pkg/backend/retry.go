@@ -41,8 +41,9 @@ type RetryConfig struct {
 	// OnRetry, when not nil, is called once per retry, just before its
 	// delay, with the operation ("put", "get", "stat", "delete", "list"),
 	// the retry's number (1 for the first retry) and the error that caused
-	// it; package telemetry counts retries with it. It must be quick and
-	// safe for concurrent use. Default nil.
+	// it; package telemetry counts retries with it (and package store
+	// calls it for its own retries too, see store.Config.Retry). It must be
+	// quick and safe for concurrent use. Default nil.
 	OnRetry func(ctx context.Context, op string, retry int, err error)
 }
 

@@ -69,7 +69,9 @@ type Config struct {
 
 	// Retry configures the retries of transient backend failures (the
 	// backend.WithRetry decorator, and the store's own retries of a
-	// download and of a blob upload from a rewindable reader). Default:
+	// download, of a blob upload from a rewindable reader and of the read
+	// back of a manifest after a failed write, which Retry.OnRetry sees
+	// with op "download", "blob-upload" and "read-back"). Default:
 	// backend.RetryConfig's defaults (3 retries, exponential backoff from
 	// 100ms up to 5s with full jitter), logging to Logger.
 	Retry backend.RetryConfig

@@ -35,6 +35,7 @@ func (s *Store) Download(ctx context.Context, uri string) (data []byte, md Metad
 		if err == nil || !retryable(err) || attempt >= s.cfg.Retry.MaxRetries {
 			return data, md, err
 		}
+		s.retried(ctx, "download", attempt+1, err)
 		if serr := backoff.Sleep(ctx, policy.Delay(attempt)); serr != nil {
 			return nil, Metadata{}, err
 		}

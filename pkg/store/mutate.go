@@ -568,6 +568,7 @@ func (s *Store) readBack(ctx context.Context, u URI) (object, error) {
 			return object{}, err
 		}
 		s.log.Warn("store: reading back a manifest after a failed write, again", "uri", u.String(), "attempt", attempt+1, "err", err)
+		s.retried(ctx, "read-back", attempt+1, err)
 		if serr := backoff.Sleep(cctx, policy.Delay(attempt)); serr != nil {
 			return object{}, fmt.Errorf("%w (last attempt: %w)", serr, err)
 		}

@@ -30,6 +30,8 @@ type Store struct {
 	cfg    Config
 	log    *slog.Logger
 	tel    *telemetry.Telemetry // Config.Telemetry; records nothing when it is zero
+	// onRetry is Config.Retry.OnRetry joined with the telemetry's count.
+	onRetry func(ctx context.Context, op string, retry int, err error)
 
 	manifests *manifestCache
 	quota     quotaState // the usage counter's view (quota.go)
@@ -88,6 +90,7 @@ func New(ctx context.Context, b backend.Backend, l lock.Locker, cfg Config) (*St
 		cfg:            cfg,
 		log:            cfg.Logger,
 		tel:            tel,
+		onRetry:        retry.OnRetry,
 		manifests:      newManifestCache(cfg.ManifestCacheEntries),
 		indexReadLimit: indexReadLimit,
 	}

@@ -23,6 +23,15 @@ func (s *Store) begin(ctx context.Context, op, uri string) (_ context.Context, e
 	}
 }
 
+// retried reports one of the store's own retries (op "download",
+// "blob-upload" or "read-back") like the backend decorator's: to
+// Config.Retry.OnRetry and the telemetry.
+func (s *Store) retried(ctx context.Context, op string, retry int, err error) {
+	if s.onRetry != nil {
+		s.onRetry(ctx, op, retry, err)
+	}
+}
+
 // errorKind names err's kind for the metrics and spans: the store's own
 // sentinels first (a missing blob is an integrity failure before it is a
 // not found, a refused commit a conflict before a lost lease), then those

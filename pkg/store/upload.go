@@ -224,6 +224,7 @@ func (s *Store) writeBlobRetrying(ctx context.Context, u URI, r io.Reader, size 
 			return blob, err
 		}
 		s.log.Warn("store: retrying blob upload after a transient error", "uri", u.String(), "attempt", attempt+1, "err", err)
+		s.retried(ctx, "blob-upload", attempt+1, err)
 		if serr := backoff.Sleep(ctx, policy.Delay(attempt)); serr != nil {
 			return blobInfo{}, fmt.Errorf("%w (last attempt: %w)", serr, err)
 		}

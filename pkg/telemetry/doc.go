@@ -51,7 +51,7 @@
 //	backend_errors_total{op,kind}            backend calls that failed
 //	backend_read_bytes_total                 bytes read from the backend
 //	backend_written_bytes_total              bytes stored by successful Puts
-//	backend_retries_total{op}                backend calls retried (transient failures)
+//	retries_total{op}                        retries after transient failures (see below)
 //	lock_wait_seconds{op,result}             histogram of lock acquisitions (acquired, failed)
 //	lock_hold_seconds                        histogram of lease lifetimes, grant to end
 //	lock_leases_lost_total                   leases lost before their release
@@ -63,7 +63,11 @@
 // the snake_case names of the sentinels (ErrorKind): not_found,
 // invalid_argument, integrity, conflict, unknown_outcome, lock_timeout,
 // locked, lease_lost, permission_denied, storage_full, canceled, ... and
-// "other". The quota gauges move only when Config.Quota is set.
+// "other". retries_total counts the retries of backend calls (op put, get,
+// stat, delete, list) and the store's own retries of a whole download, of
+// a blob upload and of a manifest's read back after a failed write (op
+// download, blob-upload, read-back). The quota gauges move only when
+// Config.Quota is set.
 //
 // # Several Stores on one Registerer
 //

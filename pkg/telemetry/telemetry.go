@@ -165,8 +165,8 @@ func (o *Op) End(err error, kind string) {
 }
 
 // RetryHook returns a backend.RetryConfig.OnRetry that counts each retry
-// (artifactstore_backend_retries_total), adds an event to the current
-// span, then calls next (when not nil).
+// (artifactstore_retries_total), adds an event to the current span, then
+// calls next (when not nil).
 func (t *Telemetry) RetryHook(next func(ctx context.Context, op string, retry int, err error)) func(ctx context.Context, op string, retry int, err error) {
 	if !t.Enabled() {
 		return next
@@ -255,8 +255,8 @@ func newMetrics(reg prometheus.Registerer, labels prometheus.Labels) (*metrics, 
 			"Bytes read from the backend (stored bytes: compressed content and records included)."))),
 		wroteBytes: register(r, prometheus.NewCounter(counter("backend_written_bytes_total",
 			"Bytes stored in the backend by successful Puts."))),
-		retries: register(r, prometheus.NewCounterVec(counter("backend_retries_total",
-			"Backend calls retried after a transient failure, by operation."), []string{"op"})),
+		retries: register(r, prometheus.NewCounterVec(counter("retries_total",
+			"Retries after a transient failure, by operation: backend calls (put, get, stat, delete, list) and the store's own (download, blob-upload, read-back)."), []string{"op"})),
 		lockWait: register(r, prometheus.NewHistogramVec(hist("lock_wait_seconds",
 			"Time spent acquiring locks, by call (acquire, try-acquire) and result (acquired, failed)."), []string{"op", "result"})),
 		lockHold: register(r, prometheus.NewHistogram(hist("lock_hold_seconds",
