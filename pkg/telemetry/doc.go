@@ -41,7 +41,8 @@
 // # Metrics
 //
 // All names start with "artifactstore_"; every metric carries
-// Config.ConstLabels. Durations are in seconds, in exponential buckets from
+// Config.ConstLabels. Their labels take a bounded set of values (operation
+// names, error kinds, results): artifact URIs and keys go on spans only. Durations are in seconds, in exponential buckets from
 // 1ms to about 65s.
 //
 //	operations_total{op}                     store operations completed
@@ -90,7 +91,8 @@
 //
 // New fails with an error matching ErrInvalidArgument (the same value as
 // store.ErrInvalidArgument) when the metrics cannot be registered: a
-// constant label with an invalid name, or a metric of the same name
+// constant label that is not a valid label name or is named like a
+// metric's own label (op, kind, result), or a metric of the same name
 // registered there with other label names or by another collector. It then
 // leaves nothing of its own registered. The decorators return the wrapped
 // value's errors unchanged.

@@ -14,9 +14,10 @@ import (
 	"github.com/necrocode/artifactstore/pkg/backend"
 )
 
-// ErrInvalidArgument: the Config cannot be used (a constant label with an
-// invalid name, or a metric name already registered on the Registerer with
-// other labels or by another collector). Nothing stays registered. The same
+// ErrInvalidArgument: the Config cannot be used (a constant label that is
+// not a valid label name or is named like a metric's own label: op, kind,
+// result; or a metric name already registered on the Registerer with other
+// label names or by another collector). Nothing stays registered. The same
 // value as backend.ErrInvalidArgument, so store.ErrInvalidArgument too.
 var ErrInvalidArgument = backend.ErrInvalidArgument
 
