@@ -29,15 +29,21 @@ func main() {
 	}
 }
 
-// clock is the populating Store's clock: it advances with every upload
-// (tick), so that the artifacts' creation times spread over about 30 days.
+// clock is the populating Store's clock: each upload (tick) moves it to a
+// pseudo-random moment of the 30 days before end, so that creation times
+// spread over 30 days at every size (and "the last 24 hours" holds a
+// thirtieth of the artifacts).
 type clock struct {
-	start time.Time
-	step  time.Duration
-	n     atomic.Int64
+	end time.Time
+	n   atomic.Int64
 }
 
-func (c *clock) Now() time.Time { return c.start.Add(time.Duration(c.n.Load()) * c.step) }
+const spread = 30 * 24 * time.Hour
+
+func (c *clock) Now() time.Time {
+	frac := float64(uint64(c.n.Load())*0x9E3779B97F4A7C15>>11) / (1 << 53) // Fibonacci hashing
+	return c.end.Add(-time.Duration(frac * float64(spread)))
+}
 
 func (c *clock) tick() { c.n.Add(1) }
 
@@ -66,8 +72,7 @@ func run(sizeList string, workers int) error {
 	}
 	defer be.Close()
 	end := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
-	total := sizes[len(sizes)-1]
-	clk := &clock{start: end.Add(-30 * 24 * time.Hour), step: 30 * 24 * time.Hour / time.Duration(total+total/5)}
+	clk := &clock{end: end}
 	writer, err := store.New(ctx, be, nil, store.Config{DisableLocking: true, Versioning: true, Now: clk.Now, ListConcurrency: 64})
 	if err != nil {
 		return err
@@ -92,12 +97,11 @@ func run(sizeList string, workers int) error {
 		fmt.Printf("\n== %d artifacts (populated %d in %v; final compaction %v: %+v), load %s\n",
 			n, n-done, pop.Round(time.Second), time.Since(start).Round(time.Millisecond), rep, loadavg())
 		done = n
-		now := clk.Now()
-		s, err := open(now)
+		s, err := open(end)
 		if err != nil {
 			return err
 		}
-		if err := measure(ctx, s, now); err != nil {
+		if err := measure(ctx, s, end); err != nil {
 			return err
 		}
 		s.Close()
