@@ -25,13 +25,9 @@ const probeRacers = 32
 // whose keys are key and key followed by "-missing", "-create" and
 // "-match" (never key+"/...": on some servers a key cannot also be a
 // folder), and deletes them afterwards, on a context detached from ctx's
-// cancellation. It checks that:
+// cancellation. It makes the checks of ProbeConditionalPutSequential, then
+// checks that:
 //
-//   - an IfAbsent Put on an existing key fails with ErrPreconditionFailed;
-//   - an IfMatch Put with the current ETag succeeds and changes the ETag,
-//     and one with a stale ETag then fails with ErrPreconditionFailed;
-//   - an IfMatch Put on a missing key fails with ErrPreconditionFailed
-//     and creates nothing;
 //   - of 32 concurrent IfAbsent Puts of one missing key exactly one wins,
 //     and of 32 concurrent IfMatch Puts against the same current ETag
 //     exactly one wins; the others fail with ErrPreconditionFailed (or,
@@ -42,8 +38,29 @@ const probeRacers = 32
 // says what was seen, for example "7 of 32 concurrent if-absent puts won".
 // Other failures are returned as they are; a race in which no Put won and
 // some failed with transient errors proves nothing either way, and its
-// error matches ErrTransient.
-func ProbeConditionalPut(ctx context.Context, b Backend, key string) (err error) {
+// error matches ErrTransient. The whole probe sends about 70 requests.
+func ProbeConditionalPut(ctx context.Context, b Backend, key string) error {
+	return probeConditionalPut(ctx, b, key, true)
+}
+
+// ProbeConditionalPutSequential makes the one-request-at-a-time checks of
+// ProbeConditionalPut (about ten requests, no race), on the scratch objects
+// key and key+"-missing", deleted afterwards. It checks that:
+//
+//   - an IfAbsent Put on an existing key fails with ErrPreconditionFailed;
+//   - an IfMatch Put with the current ETag succeeds and changes the ETag,
+//     and one with a stale ETag then fails with ErrPreconditionFailed;
+//   - an IfMatch Put on a missing key fails with ErrPreconditionFailed
+//     and creates nothing.
+//
+// It catches a server that ignores the conditions, not one that checks
+// them without atomicity: only the races of ProbeConditionalPut do. Errors
+// are those of ProbeConditionalPut.
+func ProbeConditionalPutSequential(ctx context.Context, b Backend, key string) error {
+	return probeConditionalPut(ctx, b, key, false)
+}
+
+func probeConditionalPut(ctx context.Context, b Backend, key string, races bool) (err error) {
 	// scratch holds the keys a Put was sent for, to delete afterwards.
 	var scratch []string
 	defer func() {
@@ -96,6 +113,10 @@ func ProbeConditionalPut(ctx context.Context, b Backend, key string) (err error)
 		return fmt.Errorf("%w: a Put with IfMatch on the missing key %q failed (%v) but created the object", ErrUnfencedWrites, missingKey, err)
 	} else if !errors.Is(serr, ErrNotFound) {
 		return fmt.Errorf("probe conditional writes: %w", serr)
+	}
+
+	if !races {
+		return nil
 	}
 
 	// Under contention.

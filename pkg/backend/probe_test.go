@@ -125,6 +125,28 @@ func TestProbeConditionalPutCheckThenAct(t *testing.T) {
 	wantNoScratch(t, mem)
 }
 
+// The sequential probe catches a server that ignores a condition, and
+// passes one that checks conditions without atomicity (only the races
+// catch that), sending no racing Put.
+func TestProbeConditionalPutSequential(t *testing.T) {
+	mem := membackend.New()
+	b := backendtest.NewFaulty(mem)
+	b.Inject(backendtest.Fault{Op: backendtest.OpPut, IgnoreIfAbsent: true})
+	err := backend.ProbeConditionalPutSequential(t.Context(), b, "probe/key")
+	checkProbeErr(t, err, backend.ErrUnfencedWrites, "IfAbsent replaced the existing object")
+	wantNoScratch(t, mem)
+
+	mem = membackend.New()
+	b = backendtest.NewFaulty(checkThenAct{mem})
+	if err := backend.ProbeConditionalPutSequential(t.Context(), b, "probe/key"); err != nil {
+		t.Fatalf("ProbeConditionalPutSequential on a check-then-act backend: %v", err)
+	}
+	if n := b.Calls(backendtest.OpPut); n != 5 {
+		t.Errorf("ProbeConditionalPutSequential sent %d Puts, want the 5 of the sequential checks", n)
+	}
+	wantNoScratch(t, mem)
+}
+
 // ignoresETag has a DeleteIfMatch that deletes whatever the ETag, like an
 // S3 server that accepts If-Match on DELETE and ignores it.
 type ignoresETag struct{ *membackend.Backend }
