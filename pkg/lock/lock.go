@@ -43,6 +43,16 @@ type ForceUnlocker interface {
 	ForceUnlock(ctx context.Context, key string) (Status, error)
 }
 
+// Pinger is implemented by lockers that can check their lock service
+// without taking or changing a lock, for health checks.
+type Pinger interface {
+	// Ping reports whether the lock service answers well enough to grant
+	// leases (for Redlock: a quorum of masters answers). A failure matches
+	// ErrUnavailable with the cause in the chain, or ctx.Err() when the
+	// context ended first, or ErrClosed after Close. Ping writes nothing.
+	Ping(ctx context.Context) error
+}
+
 // Status is the observable state of one key's lock.
 type Status struct {
 	// Key is the lock key as passed to Inspect.

@@ -18,7 +18,9 @@
 //
 // A holder that dies (crash, SIGKILL, OOM kill) frees its
 // keys at once, not at expiry: every Locker registers a liveness file,
-// Dir/holders/<instance>.holder, that it keeps flocked until Close, and the
+// Dir/holders/<instance>.holder, at its first Acquire or TryAcquire (New,
+// Inspect and Ping write nothing, so a process that only reads needs no
+// write access to Dir), keeps it flocked until Close, and the
 // kernel drops that lock when the process ends however it ends. A
 // contender that finds the liveness file unlocked or missing treats the
 // holder as gone. Unlike a PID check this is immune to PID reuse and to PID
@@ -49,6 +51,9 @@
 // debugger) inside the microseconds-long update of a key's record blocks
 // that key until it resumes or dies; waiters still honour their timeout and
 // context.
+//
+// Ping (lock.Pinger) checks what it can without writing: Dir is a
+// directory or missing (the first acquisition creates it).
 //
 // # Errors
 //

@@ -24,6 +24,7 @@ var (
 	_ lock.Locker        = (*Locker)(nil)
 	_ lock.Inspector     = (*Locker)(nil)
 	_ lock.ForceUnlocker = (*Locker)(nil)
+	_ lock.Pinger        = (*Locker)(nil)
 )
 
 // Config configures a Locker.
@@ -55,11 +56,14 @@ type Locker struct {
 	holder   lock.Holder
 	instance string // names this Locker's liveness file
 
-	keysDir, holdersDir, fencePath string
+	dir, keysDir, holdersDir, fencePath string
 
-	live   *os.File // this Locker's liveness file, locked until Close
 	notify *notifier
 	driver *driver
+
+	startMu sync.Mutex  // guards live and the start and end of the watch
+	started atomic.Bool // start succeeded: live is set
+	live    *os.File    // this Locker's liveness file, locked until Close
 
 	closeOnce sync.Once
 	closed    atomic.Bool
@@ -75,9 +79,11 @@ const (
 	tempPrefix    = "tmp-"
 )
 
-// New opens the lock directory cfg.Dir (creating it when missing), registers
-// this Locker as a live holder, and removes what vanished holders left
-// behind. Call Close when done.
+// New returns a Locker over the lock directory cfg.Dir. It touches no
+// file: the Locker registers as a live holder (creating Dir when missing)
+// and removes what vanished holders left behind at its first Acquire or
+// TryAcquire, so that a process that only inspects locks, or opens a store
+// only to read, needs no write access to Dir. Call Close when done.
 func New(cfg Config) (*Locker, error) {
 	if !supported {
 		return nil, fmt.Errorf("filelock: %w: no flock on this system", errors.ErrUnsupported)
@@ -95,22 +101,45 @@ func New(cfg Config) (*Locker, error) {
 		logger:     lcfg.Logger,
 		holder:     lock.Holder{Host: host, PID: os.Getpid()},
 		instance:   rand.Text(),
+		dir:        cfg.Dir,
 		keysDir:    filepath.Join(cfg.Dir, keysSubdir),
 		holdersDir: filepath.Join(cfg.Dir, holdersSubdir),
 		fencePath:  filepath.Join(cfg.Dir, fenceFile),
+		notify:     newNotifier(),
 	}
 	l.driver = &driver{l: l}
+	return l, nil
+}
+
+// start registers this Locker as a live holder, once: it creates the
+// directories, the liveness file and the watch, and sweeps. A failure
+// (Dir not writable) is returned and the next acquisition tries again.
+func (l *Locker) start() error {
+	if l.started.Load() {
+		return nil
+	}
+	l.startMu.Lock()
+	defer l.startMu.Unlock()
+	switch {
+	case l.started.Load():
+		return nil
+	case l.closed.Load():
+		return lock.ErrClosed
+	}
 	for _, dir := range []string{l.keysDir, l.holdersDir} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("filelock: %w", err)
+			return err
 		}
 	}
-	if l.live, err = l.register(); err != nil {
-		return nil, fmt.Errorf("filelock: register holder: %w", err)
+	live, err := l.register()
+	if err != nil {
+		return fmt.Errorf("register holder: %w", err)
 	}
-	l.notify = newNotifier(l.keysDir, l.holdersDir, l.logger)
+	l.live = live
+	l.notify.watch(l.keysDir, l.holdersDir, l.logger)
 	l.sweep()
-	return l, nil
+	l.started.Store(true)
+	return nil
 }
 
 // register creates and locks this Locker's liveness file. It is locked
@@ -151,8 +180,13 @@ func (l *Locker) register() (*os.File, error) {
 func (l *Locker) Close() error {
 	var err error
 	l.closeOnce.Do(func() {
+		l.startMu.Lock()
+		defer l.startMu.Unlock()
 		l.closed.Store(true)
 		l.notify.close()
+		if l.live == nil {
+			return // never registered
+		}
 		err = os.Remove(l.holderPath(l.instance))
 		if cerr := l.live.Close(); err == nil {
 			err = cerr
@@ -169,7 +203,7 @@ func (l *Locker) Close() error {
 // inotify; elsewhere only on this process's releases), when the holder's
 // lease expires, and at its backoff retries. See lock.Locker.
 func (l *Locker) Acquire(ctx context.Context, key string) (*lock.Lease, error) {
-	if err := l.check(key, "acquire"); err != nil {
+	if err := l.checkAcquire(key); err != nil {
 		return nil, err
 	}
 	name := fileName(l.cfg.KeyPrefix, key)
@@ -196,7 +230,7 @@ func (l *Locker) Acquire(ctx context.Context, key string) (*lock.Lease, error) {
 // TryAcquire makes one attempt: it returns an error matching lock.ErrLocked
 // when a live holder's unexpired lease holds key. See lock.Locker.
 func (l *Locker) TryAcquire(ctx context.Context, key string) (*lock.Lease, error) {
-	if err := l.check(key, "acquire"); err != nil {
+	if err := l.checkAcquire(key); err != nil {
 		return nil, err
 	}
 	lease, _, err := l.try(ctx, key, fileName(l.cfg.KeyPrefix, key))
@@ -438,6 +472,43 @@ func (l *Locker) check(key, op string) error {
 	}
 	if l.closed.Load() {
 		return fmt.Errorf("filelock: %s %q: %w", op, key, lock.ErrClosed)
+	}
+	return nil
+}
+
+// Ping reports whether the lock directory is usable as far as can be seen
+// without writing: Dir is a directory, or is missing (the first
+// acquisition creates it). Anything else (Dir is a file, cannot be
+// stat'ed) fails with an error matching lock.ErrUnavailable, with the
+// *fs.PathError in the chain. It does not prove that Dir is writable.
+// See lock.Pinger.
+func (l *Locker) Ping(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("filelock: ping: %w", err)
+	}
+	if l.closed.Load() {
+		return fmt.Errorf("filelock: ping: %w", lock.ErrClosed)
+	}
+	fi, err := os.Stat(l.dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("filelock: ping: %w: %w", lock.ErrUnavailable, err)
+	case !fi.IsDir():
+		return fmt.Errorf("filelock: ping: %w: %s is not a directory", lock.ErrUnavailable, l.dir)
+	}
+	return nil
+}
+
+// checkAcquire is check, then start: a Locker registers at its first
+// acquisition.
+func (l *Locker) checkAcquire(key string) error {
+	if err := l.check(key, "acquire"); err != nil {
+		return err
+	}
+	if err := l.start(); err != nil {
+		return fmt.Errorf("filelock: acquire %q: %w", key, err)
 	}
 	return nil
 }

@@ -190,7 +190,7 @@ func TestCorruptFiles(t *testing.T) {
 
 // TestCloseFreesLeases: the leases of a closed Locker are free for others at
 // once (no wait for expiry), learn their loss at the next refresh, and a new
-// Locker's sweep removes the files they left.
+// Locker's sweep (at its first acquisition) removes the files they left.
 func TestCloseFreesLeases(t *testing.T) {
 	dir := t.TempDir()
 	ctx := t.Context()
@@ -216,11 +216,22 @@ func TestCloseFreesLeases(t *testing.T) {
 	if err != nil || st.Held {
 		t.Errorf("Inspect of a closed Locker's key = %+v, %v; want free", st, err)
 	}
-	// A new Locker sweeps the key file a closed Locker left behind.
+	// A new Locker sweeps the key file a closed Locker left behind, at
+	// its first acquisition (of another key).
 	if got := names(t, filepath.Join(dir, "keys")); len(got) != 1 {
 		t.Fatalf("key files before the sweep: %v", got)
 	}
-	newLocker(t, dir, cfg)
+	c := newLocker(t, dir, cfg)
+	if got := names(t, filepath.Join(dir, "keys")); len(got) != 1 {
+		t.Fatalf("key files after New, before the first acquisition: %v", got)
+	}
+	lc, err := c.TryAcquire(ctx, "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lc.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if got := names(t, filepath.Join(dir, "keys")); len(got) != 0 {
 		t.Errorf("key files after the sweep: %v", got)
 	}
@@ -284,4 +295,56 @@ func wantErrIs(t *testing.T, what string, err, target error) {
 	if !errors.Is(err, target) {
 		t.Errorf("%s: err = %v, want one matching %v", what, err, target)
 	}
+}
+
+// TestNoWritesUntilFirstLock: New, Inspect and Ping touch no file, so a
+// reader needs no write access to Dir; the first acquisition creates Dir
+// and registers the holder, and a failed one is not final.
+func TestNoWritesUntilFirstLock(t *testing.T) {
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "locks")
+	ctx := t.Context()
+	if err := os.WriteFile(dir, []byte("in the way"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l := newLocker(t, dir, lock.Config{})
+	wantErrIs(t, "Ping with Dir a file", l.Ping(ctx), lock.ErrUnavailable)
+	if _, err := l.TryAcquire(ctx, "k"); err == nil {
+		t.Fatal("TryAcquire with Dir a file succeeded")
+	}
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := l.Ping(ctx); err != nil {
+		t.Errorf("Ping with Dir missing: %v", err)
+	}
+	st, err := l.Inspect(ctx, "k")
+	if err != nil || st.Held {
+		t.Errorf("Inspect with Dir missing = %+v, %v; want free", st, err)
+	}
+	if got := names(t, parent); len(got) != 0 {
+		t.Fatalf("New, Ping and Inspect created %v", got)
+	}
+
+	lease, err := l.TryAcquire(ctx, "k")
+	if err != nil {
+		t.Fatalf("TryAcquire after Dir became usable: %v", err)
+	}
+	if err := l.Ping(ctx); err != nil {
+		t.Errorf("Ping: %v", err)
+	}
+	if holders := names(t, filepath.Join(dir, "holders")); len(holders) != 1 {
+		t.Errorf("holder files after the first lock %v, want this Locker's", holders)
+	}
+	if err := lease.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if holders := names(t, filepath.Join(dir, "holders")); len(holders) != 0 {
+		t.Errorf("holder files after Close %v, want none", holders)
+	}
+	wantErrIs(t, "Ping after Close", l.Ping(ctx), lock.ErrClosed)
 }

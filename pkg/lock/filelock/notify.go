@@ -11,20 +11,27 @@ import (
 type notifier struct {
 	mu   sync.Mutex
 	subs map[string]chan struct{} // by file name
-	stop func()                   // stops the file-system watch; nil without one
+	stop func()                   // stops the file-system watch; nil without one (guarded by mu)
 }
 
-// newNotifier watches keysDir for changes of key files and holdersDir for
+// newNotifier returns a notifier without a watch: waiters wake on this
+// process's releases and expiries until watch starts one.
+func newNotifier() *notifier {
+	return &notifier{subs: make(map[string]chan struct{})}
+}
+
+// watch watches keysDir for changes of key files and holdersDir for
 // vanished holders when the OS allows it; without a watch, waiters of a key
-// released by another process wake at their next backoff retry.
-func newNotifier(keysDir, holdersDir string, logger *slog.Logger) *notifier {
-	n := &notifier{subs: make(map[string]chan struct{})}
+// released by another process wake at their next backoff retry. Call it
+// once, before close.
+func (n *notifier) watch(keysDir, holdersDir string, logger *slog.Logger) {
 	stop, err := watchDirs(keysDir, holdersDir, n.fire, n.fireAll)
 	if err != nil {
 		logger.Warn("filelock: no file-system watch, waiters poll", "dir", keysDir, "err", err)
 	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	n.stop = stop
-	return n
 }
 
 // subscribe returns a channel closed at the next fire of name.
@@ -61,8 +68,12 @@ func (n *notifier) fireAll() {
 
 // close stops the watch and wakes every waiter.
 func (n *notifier) close() {
-	if n.stop != nil {
-		n.stop()
+	n.mu.Lock()
+	stop := n.stop
+	n.stop = nil
+	n.mu.Unlock()
+	if stop != nil {
+		stop()
 	}
 	n.fireAll()
 }

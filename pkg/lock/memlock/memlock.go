@@ -16,6 +16,7 @@ var (
 	_ lock.Locker        = (*Locker)(nil)
 	_ lock.Inspector     = (*Locker)(nil)
 	_ lock.ForceUnlocker = (*Locker)(nil)
+	_ lock.Pinger        = (*Locker)(nil)
 )
 
 // Locker grants exclusive, expiring leases on keys within one process. The
@@ -61,6 +62,15 @@ func New(cfg lock.Config) (*Locker, error) {
 	close(m.closed)
 	m.driver = &driver{m: m}
 	return m, nil
+}
+
+// Ping reports that the Locker answers: it always does, in-process, unless
+// ctx has ended (an error wrapping ctx.Err()). See lock.Pinger.
+func (m *Locker) Ping(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("memlock: ping: %w", err)
+	}
+	return nil
 }
 
 // Acquire waits until it holds key, up to Config.Timeout or ctx's deadline,

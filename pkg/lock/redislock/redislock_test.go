@@ -208,8 +208,17 @@ func TestQuorumLost(t *testing.T) {
 	patient := e.locker(t, fastCfg()) // sees the outage, then must recover
 	ctx := t.Context()
 
+	if err := l.Ping(ctx); err != nil {
+		t.Fatalf("Ping with every master up: %v", err)
+	}
 	servers[0].Kill()
+	if err := l.Ping(ctx); err != nil {
+		t.Fatalf("Ping with 2 of 3 masters up: %v", err)
+	}
 	servers[1].Kill()
+	if err := l.Ping(ctx); !errors.Is(err, lock.ErrUnavailable) || !strings.Contains(err.Error(), "1 of 3 masters answered") {
+		t.Fatalf("Ping with 1 of 3 masters up: %v, want ErrUnavailable saying 1 of 3 answered", err)
+	}
 	_, err := l.TryAcquire(ctx, "k")
 	if !errors.Is(err, lock.ErrUnavailable) || errors.Is(err, lock.ErrLocked) {
 		t.Fatalf("TryAcquire with 2 of 3 masters down: %v, want ErrUnavailable", err)
@@ -957,9 +966,13 @@ func TestPasswordNeverLogged(t *testing.T) {
 	if aerr == nil {
 		t.Fatal("TryAcquire with a wrong password succeeded")
 	}
+	perr := l2.Ping(ctx)
+	if !errors.Is(perr, lock.ErrUnavailable) || !errors.Is(perr, lock.ErrPermissionDenied) {
+		t.Fatalf("Ping with a wrong password: %v, want ErrUnavailable and ErrPermissionDenied", perr)
+	}
 	_ = l2.Close()
 
-	if printed := printedForms(t, rc, logs.String(), aerr.Error()); strings.Contains(printed, secret) {
+	if printed := printedForms(t, rc, logs.String(), aerr.Error(), perr.Error()); strings.Contains(printed, secret) {
 		t.Fatalf("password printed:\n%s", printed)
 	}
 	if !strings.Contains(rc.String(), "REDACTED") {
