@@ -4,7 +4,8 @@
 // or an external server named by ARTIFACTSTORE_S3_* variables) — on
 // loopback ports, and stops them by PID when the test ends. It also
 // silences go-redis's process-wide logger in every test binary that asks
-// it for Redis (ARTIFACTSTORE_TEST_REDIS_LOG=1 keeps it).
+// it for Redis (ARTIFACTSTORE_TEST_REDIS_LOG=1 keeps it). Tree describes a
+// directory, so that a test can check that nothing wrote under it.
 //
 // A missing binary or a server that does not come up fails the test; it is
 // never skipped. scripts/test.sh installs the binaries.

@@ -48,8 +48,11 @@
 //
 // An invalid Config, or a malformed environment variable, gives an error
 // matching store.ErrInvalidArgument. Open's other errors are those of the
-// backend, locker and store constructors, wrapped (for example
-// backend.ErrUnfencedWrites from a server that ignores conditional writes).
+// backend, locker and store constructors, wrapped. Open writes nothing
+// (unless S3.CreateBucket, or a file backend's directory is missing and
+// made): a server that ignores conditional writes is refused at the
+// store's first write (backend.ErrUnfencedWrites; see "Read-only use" in
+// package store).
 //
 // # Concurrency
 //

@@ -40,7 +40,8 @@ type Opened struct {
 // Open builds the backend and the locker c describes and a store over them.
 // It validates c first (an error matching store.ErrInvalidArgument), then
 // connects: the S3 backend creates its bucket when c.S3.CreateBucket is
-// set, and store.New probes that the backend enforces conditional writes.
+// set. Nothing else is written: the store checks that the backend enforces
+// conditional writes at its first write (store.Store.PrepareWrites).
 // On failure everything made so far is closed.
 func Open(ctx context.Context, c Config) (_ *Opened, err error) {
 	if err := c.Validate(); err != nil {

@@ -286,9 +286,18 @@ func TestOpenInvalid(t *testing.T) {
 	if !errors.Is(err, store.ErrInvalidArgument) {
 		t.Fatalf("Open(Config{}) = %v, want ErrInvalidArgument", err)
 	}
-	// A file where the directory should be: the backend fails, nothing leaks.
-	_, err = Open(context.Background(), Config{Backend: BackendMemory, Lock: LockFile, LockDir: "/dev/null/locks"})
-	if err == nil {
-		t.Fatal("Open with an impossible lock directory succeeded")
+	// A file where the lock directory should be: Open writes nothing, so
+	// it opens; Ping reports the lock directory, and writes fail.
+	ctx := context.Background()
+	o, err := Open(ctx, Config{Backend: BackendMemory, Lock: LockFile, LockDir: "/dev/null/locks"})
+	if err != nil {
+		t.Fatalf("Open with an impossible lock directory: %v", err)
+	}
+	defer o.Close()
+	if _, err := o.Store.Ping(ctx); !errors.Is(err, store.ErrUnhealthy) || !errors.Is(err, lock.ErrUnavailable) {
+		t.Errorf("Ping with an impossible lock directory: %v, want ErrUnhealthy and lock.ErrUnavailable", err)
+	}
+	if _, err := o.Store.UploadBytes(ctx, "artifact://s/t/log", []byte("x"), store.UploadOptions{}); err == nil {
+		t.Error("upload with an impossible lock directory succeeded")
 	}
 }

@@ -20,17 +20,18 @@
 //	_index/tags/<tag>/<spec>/<task>/<type> tag index: a zero-byte marker per tag of an artifact
 //	_index/tags-ready                      marks the tag index complete (zero bytes)
 //	_catalog/                              the catalog (see "Catalog" and package catalog)
+//	_probe/conditional-writes.json         when the conditional-write race probe last passed
 //
 // In a marker key, <tag> is the tag in unpadded base64url (RFC 4648 §5), so
 // that a tag holding '/', '.', ':' and the like is one key segment. The tag
 // index is a superset of the manifests' tags: for every committed manifest
 // and every tag in it, the marker exists (see "Write protocol"). A marker
 // whose artifact lacks the tag (stale) is harmless: Search checks every
-// result against its manifest. New writes _index/tags-ready into a bucket
-// without manifests; a bucket written by a version of this package without
+// result against its manifest. A Store's first write puts
+// _index/tags-ready into a bucket without manifests; a bucket written by a version of this package without
 // the index has no markers, and until Reconcile with Apply builds them (and
 // writes _index/tags-ready) a search by tag reads every manifest, as
-// before (New logs a warning). Walks of the manifests (Usage, the quota's
+// before (the first write of each Store logs a warning). Walks of the manifests (Usage, the quota's
 // count, VerifyAll, Export, retention) never look under _index/.
 //
 // The manifest holds the artifact's tags, creation and update times, the
@@ -154,11 +155,11 @@
 // is re-adding the tag): the stale markers cost searches a manifest read
 // each, and Reconcile reports them but deletes them only with locking on.
 //
-// New proves that the backend enforces conditional Puts under races (32
-// concurrent creates and 32 concurrent If-Match writes have one winner
-// each) and refuses one that does not (backend.ErrUnfencedWrites) unless
-// Config.AllowUnfencedWrites; it also probes whether the backend honours
-// If-Match on Delete (backend.ProbeConditionalDelete).
+// Before its first write a Store proves that the backend enforces
+// conditional Puts (see "Read-only use"), and refuses one that does not
+// (backend.ErrUnfencedWrites) unless Config.AllowUnfencedWrites; before
+// Reconcile removes its first tombstone it probes whether the backend
+// honours If-Match on Delete (backend.ProbeConditionalDelete).
 //
 // What a party may do after losing its lease (a pause, a partition, a
 // broken lock), and the windows that remain:
@@ -386,6 +387,48 @@
 // log (or the catalog must be rebuilt, by Reconcile with Apply, after
 // older writers wrote).
 //
+// # Read-only use
+//
+// New and every read (Download, Open, Stat, Exists, Versions, Search, the
+// listings, Usage, VerifyChecksum, VerifyAll, Export, ExpiresAt,
+// ExpiringWithin, Expired, IsLocked, CleanupExpired with DryRun, Reconcile
+// without Apply, Ping) write nothing, to the bucket or to the lock
+// service: credentials that may only read (an S3 user with a read-only
+// policy, a read-only directory) can read everything.
+//
+// The first write of a Store of any kind (a Put or Delete, also the
+// scratch objects of Reconcile and PrepareWrites) runs the write checks
+// first, once per Store, however many goroutines write at once:
+//
+//  1. The conditional-write probe. When the bucket's record
+//     _probe/conditional-writes.json ({"checked": <time>, "writer":
+//     <WriterID>}) says the race probe passed less than a day ago (by
+//     Config.Now), only the sequential checks run
+//     (backend.ProbeConditionalPutSequential, five Puts and their
+//     cleanup); otherwise the whole probe runs (backend.ProbeConditionalPut,
+//     about 70 requests with 64 racing Puts) and, when it passes, rewrites
+//     the record. The sequential checks still catch a server that ignores
+//     the conditions (a bucket copied to another server); a server that
+//     checks them without atomicity is caught within a day. Scratch
+//     objects live under _probe/ and are deleted afterwards.
+//  2. In a bucket without manifests, _index/tags-ready is written.
+//
+// A backend that fails the probe is refused for good: that write and
+// every later one of the Store fail with backend.ErrUnfencedWrites,
+// before anything is stored (unless Config.AllowUnfencedWrites, which
+// logs a warning and writes no record). Any other failure of the checks
+// (permission denied, a network error, a cancelled context) fails that
+// write only; the next one checks again. ProbeStatus tells where the
+// checks stand; PrepareWrites runs them at once, for programs that write
+// and want to fail at startup. Locks are taken only by writes (and
+// WithLock), and the lockers of this module write nothing before their
+// first acquisition (filelock registers its holder then).
+//
+// Ping is the health check: a Stat and one listing page of the backend, a
+// ping of the lock service (a quorum of Redis masters; the locker must
+// implement lock.Pinger), the probe's state and the bucket's probe
+// record; its error matches ErrUnhealthy and the failure's own sentinel.
+//
 // # Search
 //
 // Search, SearchSeq and SearchPage (a page of Page.Limit results after
@@ -413,7 +456,8 @@
 // (backend.ErrInvalidArgument), ErrIntegrity, ErrStorageFull and
 // ErrPermissionDenied (the backend's), ErrLockTimeout (lock.ErrTimeout),
 // ErrLocked (lock.ErrLocked), ErrLeaseLost (lock.ErrLeaseLost), ErrConflict,
-// ErrUnsupported (errors.ErrUnsupported) and ErrClosed (backend.ErrClosed).
+// ErrUnsupported (errors.ErrUnsupported), ErrClosed (backend.ErrClosed) and,
+// from Ping, ErrUnhealthy.
 // The backend's and lock service's own errors stay in the chain for
 // errors.As, and a cancelled context gives an error matching ctx.Err().
 // Transient backend failures are retried (Config.Retry) before they are

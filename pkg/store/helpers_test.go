@@ -110,6 +110,12 @@ func newFixtureOn(t *testing.T, b backend.Backend, l lock.Locker, cfg Config, wr
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	// The probe runs now, as it did in New before stores opened without
+	// writing, so that the faults a test injects next meet the store's
+	// own writes only.
+	if err := s.PrepareWrites(context.Background()); err != nil {
+		t.Fatalf("PrepareWrites: %v", err)
+	}
 	f.s = s
 	return f
 }

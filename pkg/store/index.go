@@ -39,21 +39,21 @@ import (
 const (
 	indexRoot    = "_index/"
 	tagIndexRoot = indexRoot + "tags/"
-	// tagIndexReadyKey marks the tag index complete: it is written by New
-	// into a bucket without manifests (every commit since keeps the index)
+	// tagIndexReadyKey marks the tag index complete: it is written by the
+	// first write of a Store into a bucket without manifests (every commit since keeps the index)
 	// and by Reconcile with Apply once it created every missing marker (a
 	// bucket written by a version of the store without the index). Until
 	// it exists, Search by tag reads every manifest, as it did before.
 	tagIndexReadyKey = indexRoot + "tags-ready"
 )
 
-// openTagIndex learns whether the tag index is complete, and marks it so
-// in a bucket without manifests.
-func (s *Store) openTagIndex(ctx context.Context) error {
+// prepareTagIndex marks the tag index complete in a bucket without
+// manifests, through b (the Store's first write runs it, before writing).
+func (s *Store) prepareTagIndex(ctx context.Context, b backend.Backend) error {
 	if ready, err := s.checkTagIndexReady(ctx); err != nil || ready {
 		return err
 	}
-	for _, err := range s.b.List(ctx, manifestRoot) {
+	for _, err := range b.List(ctx, manifestRoot) {
 		if err != nil {
 			return fmt.Errorf("list %s: %w", manifestRoot, err)
 		}
@@ -62,7 +62,7 @@ func (s *Store) openTagIndex(ctx context.Context) error {
 		s.log.Warn("store: the bucket's tag index is not built; searches by tag read every manifest until Reconcile with Apply builds it")
 		return nil
 	}
-	return s.markTagIndexReady(ctx)
+	return s.markTagIndexReady(ctx, b)
 }
 
 // checkTagIndexReady reports whether the tag index is marked complete.
@@ -81,9 +81,9 @@ func (s *Store) checkTagIndexReady(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
-// markTagIndexReady writes the mark of a complete tag index.
-func (s *Store) markTagIndexReady(ctx context.Context) error {
-	if _, err := s.b.Put(ctx, tagIndexReadyKey, bytes.NewReader(nil), 0, backend.PutOptions{}); err != nil {
+// markTagIndexReady writes the mark of a complete tag index through b.
+func (s *Store) markTagIndexReady(ctx context.Context, b backend.Backend) error {
+	if _, err := b.Put(ctx, tagIndexReadyKey, bytes.NewReader(nil), 0, backend.PutOptions{}); err != nil {
 		return fmt.Errorf("write %s: %w", tagIndexReadyKey, err)
 	}
 	s.tagIndexReady.Store(true)

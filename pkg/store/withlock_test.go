@@ -11,7 +11,7 @@ import (
 	"github.com/necrocode/artifactstore/pkg/lock"
 )
 
-// countingLocker counts acquisitions.
+// countingLocker counts acquisitions (Acquire and TryAcquire).
 type countingLocker struct {
 	lock.Locker
 	n atomic.Int32
@@ -20,6 +20,11 @@ type countingLocker struct {
 func (c *countingLocker) Acquire(ctx context.Context, key string) (*lock.Lease, error) {
 	c.n.Add(1)
 	return c.Locker.Acquire(ctx, key)
+}
+
+func (c *countingLocker) TryAcquire(ctx context.Context, key string) (*lock.Lease, error) {
+	c.n.Add(1)
+	return c.Locker.TryAcquire(ctx, key)
 }
 
 func (c *countingLocker) Inspect(ctx context.Context, key string) (lock.Status, error) {

@@ -12,7 +12,7 @@
 //	key "a"          ->  <root>/a.obj
 //	key "a/b"        ->  <root>/a.d/b.obj
 //	key "a.obj/x.d"  ->  <root>/a.obj.d/x.d.obj
-//	lock files       ->  <root>/.locks/00.lock ... ff.lock
+//	lock files       ->  <root>/.locks/00.lock ... ff.lock (made by the first write)
 //	temporary files  ->  <root>/<dir>/.tmp-<random>.tmp
 //
 // Only names ending in ".obj" (regular files) and ".d" (directories) are

@@ -83,10 +83,6 @@ func New(cfg Config) (*Backend, error) {
 	if err != nil {
 		return nil, mapErr("open root", abs, err)
 	}
-	if err := root.Mkdir(locksDir, cfg.DirPerm); err != nil && !errors.Is(err, fs.ErrExist) {
-		root.Close()
-		return nil, mapErr("create lock directory in", abs, err)
-	}
 	b := &Backend{cfg: cfg, root: root}
 	for i := range b.shards {
 		b.shards[i] = make(chan struct{}, 1)
@@ -655,7 +651,16 @@ func (b *Backend) withLock(ctx context.Context, key string, fn func() error) err
 	}
 	defer func() { <-b.shards[shard] }()
 
-	f, err := b.root.OpenFile(path.Join(locksDir, fmt.Sprintf("%02x.lock", shard)), os.O_RDWR|os.O_CREATE, b.cfg.FilePerm)
+	// The lock directory is made by the first write, so that a Backend
+	// that only reads needs no write access to the root.
+	name := path.Join(locksDir, fmt.Sprintf("%02x.lock", shard))
+	f, err := b.root.OpenFile(name, os.O_RDWR|os.O_CREATE, b.cfg.FilePerm)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := b.root.Mkdir(locksDir, b.cfg.DirPerm); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+		f, err = b.root.OpenFile(name, os.O_RDWR|os.O_CREATE, b.cfg.FilePerm)
+	}
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/necrocode/artifactstore/internal/testenv"
 	"github.com/necrocode/artifactstore/pkg/backend"
 	"github.com/necrocode/artifactstore/pkg/backend/backendtest"
 	"github.com/necrocode/artifactstore/pkg/backend/filebackend"
@@ -802,3 +803,40 @@ func TestMultiProcessDeleteIfMatch(t *testing.T) {
 type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// TestReadsWriteNothing: New and the reads create, change and remove
+// nothing under the root (a root the process may only read serves reads);
+// the lock directory is made by the first write.
+func TestReadsWriteNothing(t *testing.T) {
+	ctx := t.Context()
+	empty := t.TempDir()
+	b := newBackend(t, empty)
+	if _, err := b.Stat(ctx, "a"); !errors.Is(err, backend.ErrNotFound) {
+		t.Fatalf("Stat in an empty root: %v", err)
+	}
+	if tree := testenv.Tree(t, empty); len(tree) != 1 {
+		t.Fatalf("New and a Stat of an empty root made %v", tree[1:])
+	}
+
+	root := t.TempDir()
+	put(t, newBackend(t, root), "a/b", "content", backend.PutOptions{})
+	before := testenv.Tree(t, root)
+	b = newBackend(t, root)
+	if _, err := b.Stat(ctx, "a/b"); err != nil {
+		t.Fatal(err)
+	}
+	rc, _, err := b.Get(ctx, "a/b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data, err := io.ReadAll(rc); err != nil || string(data) != "content" {
+		t.Fatalf("Get = %q, %v", data, err)
+	}
+	_ = rc.Close()
+	if keys := backendtest.Keys(t, b, ""); !slices.Equal(keys, []string{"a/b"}) {
+		t.Fatalf("List = %v", keys)
+	}
+	if after := testenv.Tree(t, root); !slices.Equal(after, before) {
+		t.Errorf("reads changed the root:\nbefore %v\nafter  %v", before, after)
+	}
+}
