@@ -13,6 +13,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 )
 
 // Environment variables naming an external S3 server. They are the names
@@ -206,10 +210,70 @@ func newServer(kind string) S3Server {
 	}
 }
 
+// StartVersityGW starts versitygw for t whatever EnvTestS3 says, with its
+// internal IAM service on, so that AddReadOnlyUser works, and stops it by
+// PID when t ends. It fails the test, never skips it, when the server
+// cannot be started.
+func StartVersityGW(t testing.TB) S3Server {
+	t.Helper()
+	dir := t.TempDir()
+	iam := filepath.Join(dir, "iam")
+	if err := os.Mkdir(iam, 0o755); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	p, s, err := startVersityGW(dir, "--iam-dir", iam)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(p.Stop)
+	return s
+}
+
+// AddReadOnlyUser creates a user on a versitygw started by StartVersityGW
+// (its admin API, with the root credentials) and grants it only
+// s3:GetObject and s3:ListBucket on s.Bucket (a bucket policy; the bucket
+// must exist). It returns s with the user's credentials.
+func (s S3Server) AddReadOnlyUser(t testing.TB) S3Server {
+	t.Helper()
+	if s.Kind != "versitygw" || s.Process == nil {
+		t.Fatalf("testenv: AddReadOnlyUser needs a versitygw started by StartVersityGW, not %s", s.Kind)
+	}
+	bin, err := VersityGWBinary()
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	var key [12]byte
+	_, _ = rand.Read(key[:])
+	ro := s
+	ro.AccessKey = "reader" + hex.EncodeToString(key[:4])
+	ro.SecretKey = hex.EncodeToString(key[4:]) + "secret"
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "admin",
+		"--access", s.AccessKey, "--secret", s.SecretKey, "--region", s.Region, "--endpoint-url", s.URL(),
+		"create-user", "--access", ro.AccessKey, "--secret", ro.SecretKey, "--role", "user").CombinedOutput()
+	if err != nil {
+		t.Fatalf("testenv: versitygw admin create-user: %v\n%s", err, out)
+	}
+	policy := fmt.Sprintf(`{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": %q,
+		"Action": ["s3:GetObject", "s3:ListBucket"],
+		"Resource": ["arn:aws:s3:::%s", "arn:aws:s3:::%s/*"]}]}`, ro.AccessKey, s.Bucket, s.Bucket)
+	client, err := minio.New(s.Endpoint, &minio.Options{
+		Creds: credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""), Secure: s.UseSSL, Region: s.Region,
+	})
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	if err := client.SetBucketPolicy(ctx, s.Bucket, policy); err != nil {
+		t.Fatalf("testenv: read-only policy on %s: %v", s.Bucket, err)
+	}
+	return ro
+}
+
 // startVersityGW starts versitygw serving dir (bucket = subdirectory) on a
 // free loopback port with random root credentials, and waits until it
-// answers S3 requests.
-func startVersityGW(dir string) (*Process, S3Server, error) {
+// answers S3 requests. extra are global options (before "posix").
+func startVersityGW(dir string, extra ...string) (*Process, S3Server, error) {
 	bin, err := VersityGWBinary()
 	if err != nil {
 		return nil, S3Server{}, err
@@ -235,8 +299,8 @@ func startVersityGW(dir string) (*Process, S3Server, error) {
 			"--port", s.Endpoint,
 			"--keep-alive", // without it every response closes its connection
 			"--quiet",
-			"posix", root,
 		}
+		args = append(append(args, extra...), "posix", root)
 		p, err := StartProcess("versitygw", bin, args, httpReady("http://"+s.Endpoint+"/"))
 		if err == nil {
 			s.Process = p
