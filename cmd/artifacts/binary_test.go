@@ -53,6 +53,8 @@ type proc struct {
 	t   *testing.T
 	bin string
 	env []string
+	// cred, when set, runs the binary as another user.
+	cred *syscall.Credential
 }
 
 func newProc(t *testing.T, bin string, env ...string) *proc {
@@ -68,6 +70,9 @@ func newProc(t *testing.T, bin string, env ...string) *proc {
 func (p *proc) cmd(stdin io.Reader, args ...string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer) {
 	cmd := exec.Command(p.bin, args...)
 	cmd.Env = p.env
+	if p.cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred}
+	}
 	cmd.Stdin = stdin
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

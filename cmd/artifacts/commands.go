@@ -40,7 +40,7 @@ func commands() []*command {
 	return []*command{
 		putCommand(), getCommand(), lsCommand(), searchCommand(), statCommand(), versionsCommand(),
 		tagCommand(), rmCommand(), exportCommand(), usageCommand(), verifyCommand(),
-		cleanupCommand(), expiresCommand(), reconcileCommand(), compactCommand(), lockCommand(),
+		cleanupCommand(), expiresCommand(), reconcileCommand(), compactCommand(), lockCommand(), doctorCommand(),
 	}
 }
 

@@ -35,6 +35,14 @@
 //	reconcile orphan and missing blobs; --apply deletes the orphans
 //	lock      lock status URI; lock break URI (asks unless --yes, prints
 //	          the holder it broke)
+//	doctor    one line per check: configuration, backend, lock service,
+//	          conditional writes, layout, tag index; --write also runs the
+//	          checks of a first write; --json
+//
+// The read commands (get, ls, search, stat, versions, export, usage,
+// verify, cleanup and reconcile without --apply, expires, lock status,
+// doctor) write nothing to the store or the lock service, so they work
+// with read-only credentials or a read-only store directory.
 //
 // Flags and arguments may come in any order; "--" ends the flags. Global
 // flags (--config, --backend, --dir, --lock, --lock-dir, --lock-timeout,
@@ -111,6 +119,9 @@
 //	     timeout; reads take no lock and still work. A refused Redis
 //	     password or ACL is a permission error (7), at once.
 //	130  interrupted: SIGINT or SIGTERM cancels the operation's context
+//
+// doctor exits 0 when no check failed (warnings included), otherwise with
+// the status of the first failed check's kind from the table above.
 //
 // A failed get to stdout may already have written part of the content:
 // discard it when the status is not 0 (with -o FILE nothing is written).
