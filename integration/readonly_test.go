@@ -31,7 +31,7 @@ func TestReadOnlyS3User(t *testing.T) {
 	}
 	ro := e.s3.AddReadOnlyUser(t)
 	raw := e.raw(t)
-	before := objects(t, raw)
+	before := backendtest.Objects(t, raw, "")
 
 	var counter *backendtest.Faulty
 	s := e.open(t, func(c *setup.Config) {
@@ -83,7 +83,7 @@ func TestReadOnlyS3User(t *testing.T) {
 	if !errors.Is(err, store.ErrPermissionDenied) {
 		t.Errorf("upload with read-only credentials: %v, want ErrPermissionDenied", err)
 	}
-	if after := objects(t, raw); !slices.Equal(after, before) {
+	if after := backendtest.Objects(t, raw, ""); !slices.Equal(after, before) {
 		t.Errorf("the bucket changed:\nbefore %v\nafter  %v", before, after)
 	}
 }
@@ -94,17 +94,4 @@ func okErr(ok bool) error {
 		return nil
 	}
 	return errors.New("report not OK")
-}
-
-// objects lists every key of b with its ETag.
-func objects(t *testing.T, b backend.Backend) []string {
-	t.Helper()
-	var out []string
-	for info, err := range b.List(t.Context(), "") {
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, info.Key+" "+info.ETag)
-	}
-	return out
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/necrocode/artifactstore/internal/testenv"
+	"github.com/necrocode/artifactstore/pkg/backend/backendtest"
 	"github.com/necrocode/artifactstore/pkg/backend/s3backend"
 )
 
@@ -58,11 +59,11 @@ func TestReadOnlyDirectory(t *testing.T) {
 	}
 	// Read for everyone, search where the owner may search, write for
 	// no one.
-	chmodTree(t, dir, func(m fs.FileMode) fs.FileMode {
+	testenv.ChmodTree(t, dir, func(m fs.FileMode) fs.FileMode {
 		x := m & 0o100
 		return m&^0o222 | 0o444 | x>>3 | x>>6
 	})
-	t.Cleanup(func() { chmodTree(t, dir, func(m fs.FileMode) fs.FileMode { return m | 0o200 }) })
+	t.Cleanup(func() { testenv.ChmodTree(t, dir, func(m fs.FileMode) fs.FileMode { return m | 0o200 }) })
 	before := testenv.Tree(t, dir)
 
 	for _, args := range readCommands {
@@ -74,25 +75,6 @@ func TestReadOnlyDirectory(t *testing.T) {
 	reader.fails(exitPermission, strings.NewReader("x"), "put", "artifact://ro/t1/diff", "-")
 	if after := testenv.Tree(t, dir); !slices.Equal(after, before) {
 		t.Errorf("the read commands changed the store directory:\nbefore %v\nafter  %v", before, after)
-	}
-}
-
-// chmodTree applies mode to every entry under dir (directories keep
-// their search bit through mode).
-func chmodTree(t *testing.T, dir string, mode func(fs.FileMode) fs.FileMode) {
-	t.Helper()
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		return os.Chmod(p, mode(fi.Mode().Perm()))
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -125,17 +107,7 @@ func TestReadOnlyS3Credentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer raw.Close()
-	list := func() []string {
-		var keys []string
-		for info, err := range raw.List(context.Background(), "") {
-			if err != nil {
-				t.Fatal(err)
-			}
-			keys = append(keys, info.Key+" "+info.ETag)
-		}
-		return keys
-	}
-	before := list()
+	before := backendtest.Objects(t, raw, "")
 
 	c.env["ARTIFACTSTORE_S3_ACCESS_KEY"], c.env["ARTIFACTSTORE_S3_SECRET_KEY"] = ro.AccessKey, ro.SecretKey
 	c.env["ARTIFACTSTORE_S3_CREATE_BUCKET"] = "false"
@@ -146,7 +118,7 @@ func TestReadOnlyS3Credentials(t *testing.T) {
 	if r := c.ok("doctor"); !strings.Contains(r.stdout, "conditional writes  ok") {
 		t.Errorf("doctor with read-only credentials:\n%s", r.stdout)
 	}
-	if after := list(); !slices.Equal(after, before) {
+	if after := backendtest.Objects(t, raw, ""); !slices.Equal(after, before) {
 		t.Errorf("the bucket changed:\nbefore %v\nafter  %v", before, after)
 	}
 }

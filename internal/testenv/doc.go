@@ -5,7 +5,8 @@
 // loopback ports, and stops them by PID when the test ends. It also
 // silences go-redis's process-wide logger in every test binary that asks
 // it for Redis (ARTIFACTSTORE_TEST_REDIS_LOG=1 keeps it). Tree describes a
-// directory, so that a test can check that nothing wrote under it.
+// directory, so that a test can check that nothing wrote under it, and
+// ChmodTree changes the permissions under one.
 //
 // A missing binary or a server that does not come up fails the test; it is
 // never skipped. scripts/test.sh installs the binaries.

@@ -12,12 +12,25 @@ import (
 // store, the integration tests), which check what a bucket holds.
 func Keys(t testing.TB, b backend.Backend, prefix string) []string {
 	t.Helper()
-	var keys []string
+	return listLines(t, b, prefix, func(info backend.ObjectInfo) string { return info.Key })
+}
+
+// Objects is Keys with each key followed by a space and its ETag: two
+// Objects of a bucket are equal when nothing was created, removed or
+// rewritten with other content in between.
+func Objects(t testing.TB, b backend.Backend, prefix string) []string {
+	t.Helper()
+	return listLines(t, b, prefix, func(info backend.ObjectInfo) string { return info.Key + " " + info.ETag })
+}
+
+func listLines(t testing.TB, b backend.Backend, prefix string, line func(backend.ObjectInfo) string) []string {
+	t.Helper()
+	var out []string
 	for info, err := range b.List(context.Background(), prefix) {
 		if err != nil {
-			t.Fatalf("List(%q): %v (after %d keys)", prefix, err, len(keys))
+			t.Fatalf("List(%q): %v (after %d keys)", prefix, err, len(out))
 		}
-		keys = append(keys, info.Key)
+		out = append(out, line(info))
 	}
-	return keys
+	return out
 }
