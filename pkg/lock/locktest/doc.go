@@ -19,14 +19,15 @@
 // the context's error), expiry of a holder that vanished, Done closing on
 // loss, manual and automatic refresh, Release after loss and twice, strictly
 // increasing fences, independent and unusual keys, invalid keys, Inspect,
-// ForceUnlock (with and without automatic refresh) and the handoff from a
-// releasing holder to a waiter.
+// ForceUnlock (with and without automatic refresh), the handoff from a
+// releasing holder to a waiter, and Ping.
 //
 // The suite uses only the interfaces of package lock, so it runs unchanged
 // against lock servers: keys are unique per run and subtest, and every
 // timing bound is generous (seconds, not milliseconds) so that the suite
 // passes under -race on a loaded machine and over loopback networks. The
-// lockers must implement lock.Inspector and lock.ForceUnlocker as well;
+// lockers must implement lock.Inspector, lock.ForceUnlocker and
+// lock.Pinger as well;
 // subtests that need them fail otherwise. Waiters must be woken when the key
 // is released: the Handoff subtest gives its waiter a 30s retry interval
 // and allows one second from Release to the waiter's grant, so a locker

@@ -41,7 +41,7 @@ type NewLocker func(t *testing.T, cfg lock.Config) lock.Locker
 // Run runs the conformance suite against the lockers newLocker makes, one
 // named subtest per property, each with a fresh locker. Lockers must also
 // implement lock.Inspector and lock.ForceUnlocker: the subtests that need
-// them fail otherwise.
+// them fail otherwise, and lock.Pinger.
 func Run(t *testing.T, newLocker func(t *testing.T, cfg lock.Config) lock.Locker) {
 	t.Helper()
 	run := rand.Text()[:8] // keys unique per run: lock servers may outlive a test
@@ -69,6 +69,7 @@ func Run(t *testing.T, newLocker func(t *testing.T, cfg lock.Config) lock.Locker
 		{"ForceUnlock", testForceUnlock},
 		{"ForceUnlockWithoutRefresh", testForceUnlockWithoutRefresh},
 		{"Handoff", testHandoff},
+		{"Ping", testPing},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -123,6 +124,31 @@ func inspector(t *testing.T, l lock.Locker) lock.Inspector {
 		t.Fatalf("%T does not implement lock.Inspector, which the suite requires", l)
 	}
 	return in
+}
+
+// testPing: Ping answers on a fresh locker and while a key is held, and an
+// ended context ends it with the context's error.
+func testPing(t *testing.T, s *suite) {
+	l := s.locker(nil)
+	p, ok := l.(lock.Pinger)
+	if !ok {
+		t.Fatalf("%T does not implement lock.Pinger, which the suite requires", l)
+	}
+	if err := p.Ping(t.Context()); err != nil {
+		t.Fatalf("Ping of a fresh locker: %v", err)
+	}
+	lease := tryAcquire(t, l, s.key("k"))
+	if err := p.Ping(t.Context()); err != nil {
+		t.Errorf("Ping while a key is held: %v", err)
+	}
+	if err := lease.Release(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := p.Ping(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("Ping with a cancelled context: %v, want context.Canceled", err)
+	}
 }
 
 func forceUnlocker(t *testing.T, l lock.Locker) lock.ForceUnlocker {
