@@ -28,11 +28,12 @@
 // and every tag in it, the marker exists (see "Write protocol"). A marker
 // whose artifact lacks the tag (stale) is harmless: Search checks every
 // result against its manifest. A Store's first write puts
-// _index/tags-ready into a bucket without manifests; a bucket written by a version of this package without
-// the index has no markers, and until Reconcile with Apply builds them (and
-// writes _index/tags-ready) a search by tag reads every manifest, as
-// before (the first write of each Store logs a warning). Walks of the manifests (Usage, the quota's
-// count, VerifyAll, Export, retention) never look under _index/.
+// _index/tags-ready into a bucket without manifests; a bucket written by a
+// version of this package without the index has no markers, and until
+// Reconcile with Apply builds them (and writes _index/tags-ready) a search
+// by tag reads every manifest, as before (the first write of each Store
+// logs a warning). Walks of the manifests (Usage, the quota's count,
+// VerifyAll, Export, retention) never look under _index/.
 //
 // The manifest holds the artifact's tags, creation and update times, the
 // next version number and its versions; each version has its number, blob
@@ -389,12 +390,12 @@
 //
 // # Read-only use
 //
-// New and every read (Download, Open, Stat, Exists, Versions, Search, the
-// listings, Usage, VerifyChecksum, VerifyAll, Export, ExpiresAt,
-// ExpiringWithin, Expired, IsLocked, CleanupExpired with DryRun, Reconcile
-// without Apply, Ping) write nothing, to the bucket or to the lock
-// service: credentials that may only read (an S3 user with a read-only
-// policy, a read-only directory) can read everything.
+// New and every read (Download, Open, Stat, Exists, Versions, Search,
+// SearchSeq, SearchPage, the listings, Usage, VerifyChecksum, VerifyAll,
+// Export, ExpiresAt, ExpiringWithin, Expired, IsLocked, CleanupExpired
+// with DryRun, Reconcile without Apply, Ping) write nothing, to the bucket
+// or to the lock service: credentials that may only read (an S3 user with
+// a read-only policy, a read-only directory) can read everything.
 //
 // The first write of a Store of any kind (a Put or Delete, also the
 // scratch objects of Reconcile and PrepareWrites) runs the write checks
