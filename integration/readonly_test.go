@@ -29,6 +29,7 @@ func TestReadOnlyS3User(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	_ = w.Close() // waits for its background catalog compaction
 	ro := e.s3.AddReadOnlyUser(t)
 	raw := e.raw(t)
 	before := backendtest.Objects(t, raw, "")

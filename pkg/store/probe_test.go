@@ -73,6 +73,8 @@ func readEverything(t *testing.T, s *Store) {
 	if len(mds) != 1 || mds[0].URI != md.URI {
 		t.Errorf("Search by tag = %v, want %s", mds, md.URI)
 	}
+	_, _, err = s.SearchPage(ctx, Filter{Type: "log"}, Page{Limit: 10})
+	check("SearchPage", err)
 	_, err = s.ListTask(ctx, "spec", "task")
 	check("ListTask", err)
 	_, err = s.ListSpec(ctx, "spec")
@@ -116,6 +118,7 @@ func TestReadOnlyUse(t *testing.T) {
 				w := newFixtureOn(t, mem, mustMemlock(t), Config{Versioning: true}, nil)
 				mustUpload(t, w.s, "artifact://spec/task/log", []byte("hi"), UploadOptions{Tags: []string{"green"}})
 				mustUpload(t, w.s, "artifact://spec/task/log", []byte("hello"), UploadOptions{Tags: []string{"green"}})
+				_ = w.s.Close() // waits for its background catalog compaction
 			}
 			before := backendtest.Keys(t, mem, "")
 			fb := backendtest.NewFaulty(mem)
