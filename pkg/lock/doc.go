@@ -16,6 +16,13 @@
 // newer commit. The lock makes contention cheap; the conditional write makes
 // it safe.
 //
+// Optional capabilities are one-method interfaces found by type
+// assertion: Inspector (who holds a key), ForceUnlocker (break a lock) and
+// Pinger (is the lock service reachable: the store's health check). All
+// three implementations have them; a decorator should pass them through.
+// Only Acquire, TryAcquire, ForceUnlock and the leases they grant write to
+// the lock service; a process that never locks writes nothing there.
+//
 // # Errors
 //
 // ErrLocked (TryAcquire on a held key), ErrTimeout (Acquire gave up; also
