@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/necrocode/artifactstore/pkg/backend"
+	"github.com/necrocode/artifactstore/pkg/catalog"
 	"github.com/necrocode/artifactstore/pkg/setup"
 	"github.com/necrocode/artifactstore/pkg/store"
 )
@@ -15,13 +16,13 @@ func doctorCommand() *command {
 	return &command{
 		name:     "doctor",
 		synopsis: []string{"doctor [flags]"},
-		summary:  "check the configuration, backend, lock service, write checks and bucket layout",
+		summary:  "check the configuration, backend, lock service, write checks, layout, catalog and tag index",
 		help: `Checks, in order, and prints one line per check (ok, warn, FAIL, or - when
 not checked): the configuration; the backend (a read and a listing with the
 configured credentials); the lock service (Redis: a quorum of masters
 answers PING; file locks: the directory is usable); the conditional-write
 checks (when a writer last proved on this bucket that conditional writes
-are enforced); the tag index; and the bucket layout. It writes nothing, so
+are enforced); the bucket layout; the catalog; and the tag index. It writes nothing, so
 read-only credentials can run it, unless --write: then it also runs the
 checks a store's first write runs (scratch objects under _probe/, deleted
 afterwards), which proves write access and conditional writes now.
@@ -203,6 +204,17 @@ func diagnoseLayout(ctx context.Context, r *doctorReport, opened *setup.Opened, 
 		r.ok("layout", "no artifacts yet")
 	default:
 		r.ok("layout", "manifests/ and blobs/ present")
+	}
+	_, err := opened.Backend.Stat(ctx, catalog.RootKey)
+	switch {
+	case err == nil:
+		r.ok("catalog", "built: searches without a spec, usage and retention read it")
+	case !errors.Is(err, backend.ErrNotFound):
+		r.fail("catalog", fmt.Errorf("stat %s: %w", catalog.RootKey, err))
+	case present["manifests/"]:
+		r.warn("catalog", "not built: searches without a spec, usage and retention read every manifest until 'artifacts compact' builds it")
+	default:
+		r.skip("catalog", "built after the first write")
 	}
 	switch {
 	case h.TagIndexReady:

@@ -36,7 +36,7 @@
 //	lock      lock status URI; lock break URI (asks unless --yes, prints
 //	          the holder it broke)
 //	doctor    one line per check: configuration, backend, lock service,
-//	          conditional writes, layout, tag index; --write also runs the
+//	          conditional writes, layout, catalog, tag index; --write also runs the
 //	          checks of a first write; --json
 //
 // The read commands (get, ls, search, stat, versions, export, usage,
