@@ -29,7 +29,8 @@ afterwards), which proves write access and conditional writes now.
 
 Exit status: 0 when no check failed (warnings included); otherwise the
 status of the first failed check's kind: 2 invalid configuration, 3 store
-directory missing, 7 permission denied, 1 unreachable or anything else.`,
+directory missing, 7 permission denied, 10 lock service unavailable, 1
+backend unreachable or anything else.`,
 		run: runDoctor,
 	}
 }

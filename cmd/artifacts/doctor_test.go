@@ -36,7 +36,7 @@ func TestDoctor(t *testing.T) {
 	// A lock service that does not answer: the backend is still checked.
 	c.env["ARTIFACTSTORE_LOCK"] = "redis"
 	c.env["ARTIFACTSTORE_REDIS_ADDRS"] = testenv.Addr(testenv.FreePort(t))
-	r = c.fails(exitFailure, "doctor")
+	r = c.fails(exitUnavailable, "doctor")
 	if !strings.Contains(r.stdout, "lock service        FAIL") || !strings.Contains(r.stdout, "0 of 1 masters answered") ||
 		!strings.Contains(r.stdout, "backend             ok") {
 		t.Errorf("doctor with Redis down:\n%s", r.stdout)
