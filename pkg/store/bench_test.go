@@ -38,12 +38,12 @@ type benchRig struct {
 	bucket string
 }
 
-func newBenchRig(b *testing.B, cfg Config) *benchRig {
+// newBenchBackend starts the S3 server and returns a backend on a new
+// bucket of it, closed when b ends.
+func newBenchBackend(b *testing.B) (*s3backend.Backend, testenv.S3Server) {
 	b.Helper()
-	ctx := context.Background()
 	srv := testenv.StartS3(b)
-	rs := testenv.StartRedis(b)
-	be, err := s3backend.New(ctx, s3backend.Config{
+	be, err := s3backend.New(context.Background(), s3backend.Config{
 		Endpoint: srv.Endpoint, Bucket: srv.Bucket, Region: srv.Region,
 		AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, UseSSL: srv.UseSSL, CreateBucket: true,
 	})
@@ -51,6 +51,14 @@ func newBenchRig(b *testing.B, cfg Config) *benchRig {
 		b.Fatalf("s3backend: %v", err)
 	}
 	b.Cleanup(func() { _ = be.Close() })
+	return be, srv
+}
+
+func newBenchRig(b *testing.B, cfg Config) *benchRig {
+	b.Helper()
+	ctx := context.Background()
+	be, srv := newBenchBackend(b)
+	rs := testenv.StartRedis(b)
 	locker, err := redislock.Open(redislock.Config{Addrs: []string{rs.Addr()}}, lock.Config{})
 	if err != nil {
 		b.Fatalf("redislock: %v", err)

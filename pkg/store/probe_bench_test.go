@@ -3,9 +3,6 @@ package store
 import (
 	"context"
 	"testing"
-
-	"github.com/necrocode/artifactstore/internal/testenv"
-	"github.com/necrocode/artifactstore/pkg/backend/s3backend"
 )
 
 // BenchmarkOpenAndFirstWrite is what a CLI invocation pays before its
@@ -16,15 +13,7 @@ import (
 // BENCHMARKS.md ("Opening a store").
 func BenchmarkOpenAndFirstWrite(b *testing.B) {
 	ctx := context.Background()
-	srv := testenv.StartS3(b)
-	be, err := s3backend.New(ctx, s3backend.Config{
-		Endpoint: srv.Endpoint, Bucket: srv.Bucket, Region: srv.Region,
-		AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, UseSSL: srv.UseSSL, CreateBucket: true,
-	})
-	if err != nil {
-		b.Fatalf("s3backend: %v", err)
-	}
-	b.Cleanup(func() { _ = be.Close() })
+	be, _ := newBenchBackend(b)
 	open := func() *Store {
 		s, err := New(ctx, be, nil, Config{DisableLocking: true})
 		if err != nil {
