@@ -22,7 +22,8 @@ type Health struct {
 	Backend error
 	// LockChecked reports that the lock service was asked: locking is on
 	// and the locker implements lock.Pinger (redislock, filelock and
-	// memlock do). Lock is then nil when it answered (for Redlock, a
+	// memlock do; a decorator over a locker without it, which answers
+	// errors.ErrUnsupported, does not count). Lock is then nil when it answered (for Redlock, a
 	// quorum of masters), the error otherwise; it is nil when not asked.
 	LockChecked bool
 	Lock        error
@@ -81,8 +82,10 @@ func (s *Store) Ping(ctx context.Context) (h Health, err error) {
 		h.TagIndexReady = s.tagIndexReady.Load()
 	}
 	if p, ok := s.locker.(lock.Pinger); ok {
-		h.LockChecked = true
-		h.Lock = p.Ping(ctx)
+		// A decorator answers ErrUnsupported for a locker without Ping.
+		if err := p.Ping(ctx); !errors.Is(err, errors.ErrUnsupported) {
+			h.LockChecked, h.Lock = true, err
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return h, fmt.Errorf("store: ping: %w", err)

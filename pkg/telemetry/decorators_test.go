@@ -81,7 +81,7 @@ type closingLocker struct {
 
 func (c *closingLocker) Close() error { c.closed = true; return nil }
 
-func TestLockerKeepsInspectionAndForceUnlock(t *testing.T) {
+func TestLockerKeepsInspectionForceUnlockAndPing(t *testing.T) {
 	ctx := t.Context()
 	tel := newTelemetry(t)
 	inner := newLocker(t, lock.Config{})
@@ -133,9 +133,15 @@ func TestLockerKeepsInspectionAndForceUnlock(t *testing.T) {
 	if _, err := bare.ForceUnlock(ctx, "k"); !errors.Is(err, errors.ErrUnsupported) {
 		t.Errorf("ForceUnlock over a locker without it: err = %v, want ErrUnsupported", err)
 	}
+	if err := bare.Ping(ctx); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("Ping over a locker without it: err = %v, want ErrUnsupported", err)
+	}
+	if err := tel.WrapLocker(inner).Ping(ctx); err != nil {
+		t.Errorf("Ping over a memlock: %v", err)
+	}
 }
 
-// The store's lock inspection and force unlock work with telemetry on (the
+// The store's lock inspection, force unlock and Ping work with telemetry on (the
 // wrapped locker used to lose them: "inspect lock ...: unsupported
 // operation"), and still answer ErrUnsupported over a locker without them.
 func TestStoreLockInspectionThroughTelemetry(t *testing.T) {
@@ -166,5 +172,14 @@ func TestStoreLockInspectionThroughTelemetry(t *testing.T) {
 	}
 	if _, err := bare.ForceUnlock(t.Context(), uri); !errors.Is(err, store.ErrUnsupported) {
 		t.Errorf("ForceUnlock over a locker without it: err = %v, want ErrUnsupported", err)
+	}
+
+	// Ping reaches the lock service through the decorator; over a locker
+	// without Ping it is not asked, which is no failure.
+	if h, err := s.Ping(t.Context()); err != nil || !h.LockChecked {
+		t.Errorf("Ping through telemetry = %+v, %v; want the lock service checked", h, err)
+	}
+	if h, err := bare.Ping(t.Context()); err != nil || h.LockChecked {
+		t.Errorf("Ping over a locker without Ping = %+v, %v; want healthy, lock not checked", h, err)
 	}
 }

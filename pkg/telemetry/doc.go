@@ -81,7 +81,8 @@
 // # Decorators keep capabilities
 //
 // Backend implements backend.ConditionalDeleter, and Locker implements
-// lock.Inspector, lock.ForceUnlocker and io.Closer, whatever they wrap:
+// lock.Inspector, lock.ForceUnlocker, lock.Pinger and io.Closer, whatever
+// they wrap:
 // the calls go to the wrapped value, and fail with an error matching
 // errors.ErrUnsupported when it lacks the capability, which is what the
 // store reports then anyway. Wrapping a locker does not turn off lock

@@ -17,7 +17,7 @@ import (
 // lease ends) and whether it was lost (lock_leases_lost_total).
 //
 // It keeps the optional capabilities of what it wraps: it implements
-// lock.Inspector and lock.ForceUnlocker whatever it wraps, and their
+// lock.Inspector, lock.ForceUnlocker and lock.Pinger whatever it wraps, and their
 // methods fail with an error matching errors.ErrUnsupported when the
 // wrapped Locker lacks them (which is what the store reports when its
 // locker lacks them); it implements io.Closer and closes the wrapped
@@ -31,6 +31,7 @@ var (
 	_ lock.Locker        = (*Locker)(nil)
 	_ lock.Inspector     = (*Locker)(nil)
 	_ lock.ForceUnlocker = (*Locker)(nil)
+	_ lock.Pinger        = (*Locker)(nil)
 	_ io.Closer          = (*Locker)(nil)
 )
 
@@ -101,6 +102,20 @@ func (d *Locker) ForceUnlock(ctx context.Context, key string) (lock.Status, erro
 		return lock.Status{}, fmt.Errorf("telemetry: force unlock %q: %T is not a lock.ForceUnlocker: %w", key, d.l, errors.ErrUnsupported)
 	}
 	return d.status(ctx, "force-unlock", key, fu.ForceUnlock)
+}
+
+// Ping implements lock.Pinger by calling the wrapped Locker's, in a span;
+// it fails with an error matching errors.ErrUnsupported when the wrapped
+// Locker is not a lock.Pinger.
+func (d *Locker) Ping(ctx context.Context) error {
+	p, ok := d.l.(lock.Pinger)
+	if !ok {
+		return fmt.Errorf("telemetry: ping: %T is not a lock.Pinger: %w", d.l, errors.ErrUnsupported)
+	}
+	ctx, span := d.t.start(ctx, Namespace+".lock.ping")
+	err := p.Ping(ctx)
+	endSpan(span, err, ErrorKind(err))
+	return err
 }
 
 func (d *Locker) status(ctx context.Context, op, key string, fn func(context.Context, string) (lock.Status, error)) (lock.Status, error) {
