@@ -3,6 +3,7 @@ module github.com/necrocode/artifactstore
 go 1.26.8
 
 require (
+	github.com/agnivade/levenshtein v1.2.2
 	github.com/anishathalye/porcupine v1.3.1
 	github.com/go-redsync/redsync/v4 v4.18.1
 	github.com/minio/minio-go/v7 v7.4.1
