@@ -23,7 +23,8 @@ that long from now (those expired already included): what cleanup would
 delete then. --within 0 lists what cleanup deletes now. Filters restrict
 the listing, as for cleanup; --retention, --default-retention and
 --exempt-tag override the periods as for cleanup.`,
-		run: runExpires,
+		vars: retentionVars(),
+		run:  runExpires,
 	}
 }
 

@@ -27,6 +27,10 @@ current content again (same bytes and content type) changes nothing when
 no --meta/--meta-json is given (the current metadata is kept) or the same
 metadata is; new --tag values are still added. Other metadata makes a new
 version. Creates the file backend's directory when missing.`,
+		vars: []string{
+			store.EnvPrefix + "VERSIONING", store.EnvPrefix + "MAX_VERSIONS", store.EnvPrefix + "COMPRESSION",
+			store.EnvPrefix + "COMPRESSION_MIN_SIZE", store.EnvPrefix + "LOCK_TIMEOUT", store.EnvPrefix + "QUOTA_MAX_BYTES",
+		},
 		run: runPut,
 	}
 }

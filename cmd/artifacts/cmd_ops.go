@@ -29,8 +29,11 @@ type, then the quota state: none, ok, warning (at or above the warning
 threshold) or full. The quota counts stored bytes; it is the store's
 configured quota unless --quota is given. --recount also resets the usage
 counter that uploads check the quota against (after a crash, or after
-enabling the quota on an existing bucket).`,
-		run: runUsage,
+enabling the quota on an existing bucket). The quota is
+ARTIFACTSTORE_QUOTA_MAX_BYTES and ARTIFACTSTORE_QUOTA_WARN_RATIO (or the
+config file) unless --quota and --warn-ratio are given.`,
+		vars: []string{store.EnvPrefix + "QUOTA_MAX_BYTES", store.EnvPrefix + "QUOTA_WARN_RATIO"},
+		run:  runUsage,
 	}
 }
 
@@ -329,12 +332,14 @@ func cleanupCommand() *command {
 		help: `Lists the versions older than their type's retention period (defaults: diff
 30d, log 7d, test 14d, custom types never; artifacts tagged "retain" never
 expire) and, with --apply, deletes them: an artifact whose versions all
-expired is deleted whole. Without --apply nothing changes. --retention
-overrides a type's period for this run (the store's configuration has no
-environment variables for it).
+expired is deleted whole. Without --apply nothing changes. The periods come
+from ARTIFACTSTORE_RETENTION_PERIODS, ARTIFACTSTORE_RETENTION_DEFAULT and
+ARTIFACTSTORE_RETENTION_EXEMPT_TAG (or the config file); --retention,
+--default-retention and --exempt-tag override them for this run.
 
 Filters restrict the cleanup, as for verify.`,
-		run: runCleanup,
+		vars: retentionVars(),
+		run:  runCleanup,
 	}
 }
 
@@ -385,6 +390,12 @@ type cleanupJSON struct {
 	StoredBytes int64            `json:"stored_bytes"`
 	Failed      int              `json:"failed"`
 	Deleted     []store.Metadata `json:"deleted"`
+}
+
+// retentionVars are the variables of the retention periods, which cleanup
+// and expires read.
+func retentionVars() []string {
+	return []string{store.EnvPrefix + "RETENTION_PERIODS", store.EnvPrefix + "RETENTION_DEFAULT", store.EnvPrefix + "RETENTION_EXEMPT_TAG"}
 }
 
 // retentionFlags are the retention overrides of cleanup and expires.

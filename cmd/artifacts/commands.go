@@ -17,6 +17,7 @@ type command struct {
 	help     string            // the rest of the help text
 	aliases  map[string]string // short flag name -> long flag name, for help
 	alias    string            // another name of a subcommand ("tag remove")
+	vars     []string          // ARTIFACTSTORE_* variables that matter to it most, for help
 	subs     []*command        // tag and lock: their subcommands
 	run      func(ctx context.Context, a *app, c *command, args []string) error
 }
@@ -107,7 +108,9 @@ diff, log, test or a custom name; SPEC, TASK and TYPE are 1-128 characters of
 Global flags (before or after COMMAND):
 `)
 	printFlags(w, a.newFlagSet(""), isGlobalFlag, nil)
-	fmt.Fprintf(w, "\n%s\n%s\nExamples:\n%s", otherEnvHelp, exitCodesHelp, topExamples)
+	fmt.Fprintln(w)
+	printEnvHelp(w)
+	fmt.Fprintf(w, "\n%s\nExamples:\n%s", exitCodesHelp, topExamples)
 }
 
 const topExamples = `  export ARTIFACTSTORE_DIR=/var/lib/artifacts
@@ -144,6 +147,10 @@ func (a *app) commandHelp(w io.Writer, c *command, fs *flag.FlagSet) {
 	if own {
 		fmt.Fprintf(w, "\nFlags:\n")
 		printFlags(w, fs, func(n string) bool { return !isGlobalFlag(n) }, c.aliases)
+	}
+	if len(c.vars) > 0 {
+		fmt.Fprintf(w, "\nVariables it reads (flags override them; see '%s --help' for all):\n", progName)
+		printVariables(w, c.vars)
 	}
 	fmt.Fprintf(w, "\nGlobal flags (each sets the ARTIFACTSTORE_* variable it names):\n")
 	printFlags(w, fs, isGlobalFlag, nil)

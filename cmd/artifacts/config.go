@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -84,38 +86,55 @@ func (f *envFlag) Set(v string) error {
 
 func (f *envFlag) IsBoolFlag() bool { return f.bool }
 
-// otherEnvHelp describes the variables that have no flag.
-const otherEnvHelp = `Configuration (flags > environment > config file):
+// printEnvHelp describes, from the registry (setup.Variables), the
+// variables the tool reads that have no global flag, then the config file.
+func printEnvHelp(w io.Writer) {
+	fmt.Fprint(w, `Configuration (flags > environment > config file):
   Every store setting is an ARTIFACTSTORE_* variable (package setup reads
   them); the global flags above set the variable they name. Besides those:
-  ARTIFACTSTORE_CONFIG                    config file when --config is not given
-  ARTIFACTSTORE_FILE_NO_SYNC              skip the file backend's fsyncs (true/false)
-  ARTIFACTSTORE_LOCK_EXPIRY               lock lease expiry (default 30s)
-  ARTIFACTSTORE_LOCK_RETRY_INTERVAL       first lock retry delay (default 100ms)
-  ARTIFACTSTORE_LOCK_REFRESH_INTERVAL     lease refresh period (default expiry/3)
-  ARTIFACTSTORE_LOCK_KEY_PREFIX           lock key namespace
-  ARTIFACTSTORE_MAX_VERSIONS              versions kept with versioning (default 0: all)
-  ARTIFACTSTORE_COMPRESSION_MIN_SIZE, ARTIFACTSTORE_COMPRESSION_LEVEL
-  ARTIFACTSTORE_DISABLE_VERIFY            skip SHA-256 checks on download
-  ARTIFACTSTORE_DISABLE_LOCKING           same as --lock none
-  ARTIFACTSTORE_RETRY_MAX, ARTIFACTSTORE_RETRY_INITIAL, ARTIFACTSTORE_RETRY_MAX_DELAY
-  ARTIFACTSTORE_MAX_METADATA_BYTES, ARTIFACTSTORE_MAX_TAGS, ARTIFACTSTORE_LIST_CONCURRENCY
-  ARTIFACTSTORE_MAX_CONFLICT_RETRIES, ARTIFACTSTORE_CONFLICT_BACKOFF
-  ARTIFACTSTORE_WRITER_ID, ARTIFACTSTORE_ALLOW_UNFENCED_WRITES
-  ARTIFACTSTORE_S3_REGION, ARTIFACTSTORE_S3_ACCESS_KEY, ARTIFACTSTORE_S3_SECRET_KEY,
-  ARTIFACTSTORE_S3_SESSION_TOKEN, ARTIFACTSTORE_S3_USE_SSL,
-  ARTIFACTSTORE_S3_INSECURE_SKIP_VERIFY, ARTIFACTSTORE_S3_CREATE_BUCKET,
-  ARTIFACTSTORE_S3_PART_SIZE, ARTIFACTSTORE_S3_MAX_ATTEMPTS
-  ARTIFACTSTORE_REDIS_USERNAME, ARTIFACTSTORE_REDIS_PASSWORD, ARTIFACTSTORE_REDIS_DB
-  Credentials come from the environment or the config file, never from flags.
+`)
+	flagged := map[string]bool{}
+	for _, gf := range globalFlags() {
+		flagged[gf.env] = true
+	}
+	var names []string
+	for _, v := range setup.Variables() {
+		if !flagged[v.Name] && v.ReadBy != setup.ReadByDemo && v.ReadBy != setup.ReadByTests {
+			names = append(names, v.Name)
+		}
+	}
+	printVariables(w, names)
+	fmt.Fprint(w, `  Credentials come from the environment or the config file, never from
+  flags. An ARTIFACTSTORE_* variable not listed here is an error that names
+  the closest one (a typo would otherwise be ignored).
 
 Config file (--config FILE): one KEY=VALUE per line, KEY an ARTIFACTSTORE_*
 variable; blank lines and lines starting with # are ignored; an optional
 "export " before KEY and single or double quotes around VALUE are allowed.
 An empty environment variable counts as unset.
-`
+`)
+}
 
-// loadConfigFile reads a KEY=VALUE file (see otherEnvHelp).
+// printVariables prints the registered variables names, with their meaning
+// and default, as an indented table.
+func printVariables(w io.Writer, names []string) {
+	vars := map[string]setup.Variable{}
+	for _, v := range setup.Variables() {
+		vars[v.Name] = v
+	}
+	plain := strings.NewReplacer("`", "").Replace
+	t := newTable(w)
+	for _, n := range names {
+		v, ok := vars[n]
+		if !ok {
+			panic("printVariables: " + n + " is not in setup.Variables") // caught by TestHelpVariablesRegistered
+		}
+		t.row("  "+v.Name, plain(v.Meaning)+" (default "+plain(v.Default)+")")
+	}
+	_ = t.flush()
+}
+
+// loadConfigFile reads a KEY=VALUE file (see printEnvHelp).
 func loadConfigFile(path string) (map[string]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -152,8 +171,13 @@ func loadConfigFile(path string) (map[string]string, error) {
 }
 
 // lookup returns the layered variable lookup: flags, then the environment
-// (an empty value counts as unset), then the config file.
+// (an empty value counts as unset), then the config file. An
+// ARTIFACTSTORE_* variable of the environment or the file that nothing
+// reads is an error (setup.CheckEnv) naming the closest known one.
 func (a *app) lookup() (func(string) (string, bool), error) {
+	if err := setup.CheckEnv(a.environ); err != nil {
+		return nil, err
+	}
 	path := a.g.config
 	if path == "" {
 		path, _ = a.env(envConfig)
@@ -163,6 +187,14 @@ func (a *app) lookup() (func(string) (string, bool), error) {
 		var err error
 		if file, err = loadConfigFile(path); err != nil {
 			return nil, err
+		}
+		entries := make([]string, 0, len(file))
+		for k := range file {
+			entries = append(entries, k+"=x") // a set key counts even with an empty value
+		}
+		slices.Sort(entries)
+		if err := setup.CheckEnv(entries); err != nil {
+			return nil, fmt.Errorf("config file %s: %w", path, err)
 		}
 	}
 	flags := a.g.set

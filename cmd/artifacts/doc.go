@@ -80,10 +80,16 @@
 // never printed. --verbose logs the store's operations to stderr;
 // otherwise the only output on stderr is progress, prompts and the error.
 //
-// Retention periods and the quota have no environment variables in
-// package store: cleanup takes --retention TYPE=DURATION,
-// --default-retention and --exempt-tag, and usage takes --quota and
-// --warn-ratio, for the run.
+// The retention periods (ARTIFACTSTORE_RETENTION_*) and the quota
+// (ARTIFACTSTORE_QUOTA_*) are variables like the others; cleanup and
+// expires take --retention TYPE=DURATION, --default-retention and
+// --exempt-tag, and usage --quota and --warn-ratio, to override them for
+// one run. Each command's --help lists the variables that matter to it;
+// the top-level --help lists them all (from setup.Variables, the table of
+// the README). An ARTIFACTSTORE_* variable, in the environment or the
+// config file, that nothing reads is a usage error (exit 2) that names the
+// closest known variable: "unknown variable ARTIFACTSTORE_VERSIONNG (did
+// you mean ARTIFACTSTORE_VERSIONING?)".
 //
 // # Exit status
 //

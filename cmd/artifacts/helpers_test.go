@@ -41,16 +41,20 @@ func newCLI(t *testing.T) *cli {
 	}}
 }
 
-func (c *cli) lookup(k string) (string, bool) {
-	v, ok := c.env[k]
-	return v, ok
+// environ is c.env in the form of os.Environ.
+func (c *cli) environ() []string {
+	var out []string
+	for k, v := range c.env {
+		out = append(out, k+"="+v)
+	}
+	return out
 }
 
 // runIn runs args with stdin.
 func (c *cli) runIn(stdin io.Reader, args ...string) result {
 	c.t.Helper()
 	var out, errb bytes.Buffer
-	a := newApp(stdin, &out, &errb, c.lookup)
+	a := newApp(stdin, &out, &errb, c.environ())
 	if c.terminal {
 		a.isTerminal = func(v any) bool { return v == a.stdin || v == a.stderr }
 	}

@@ -23,16 +23,16 @@ func main() {
 	// --verbose (see app.config).
 	redis.SetLogger(redislock.GoRedisLogger{})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.LookupEnv)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Environ())
 	stop()
 	os.Exit(code)
 }
 
 // run is main without the process: it runs the command line args (without
-// the program name) and returns the exit status. env reads the environment
-// (os.LookupEnv in main).
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, env func(string) (string, bool)) int {
-	a := newApp(stdin, stdout, stderr, env)
+// the program name) and returns the exit status. environ is the
+// environment, "NAME=value" entries (os.Environ in main).
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, environ []string) int {
+	a := newApp(stdin, stdout, stderr, environ)
 	return a.main(ctx, args)
 }
 
@@ -42,7 +42,9 @@ type app struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
-	env    func(string) (string, bool)
+	// environ is the environment, "NAME=value" entries; env looks one up.
+	environ []string
+	env     func(string) (string, bool)
 	// now is the clock of relative times (--after 24h) and ages.
 	now func() time.Time
 	// isTerminal reports whether a stream is an interactive terminal
@@ -54,15 +56,20 @@ type app struct {
 	g globals
 }
 
-func newApp(stdin io.Reader, stdout, stderr io.Writer, env func(string) (string, bool)) *app {
-	if env == nil {
-		env = func(string) (string, bool) { return "", false }
+func newApp(stdin io.Reader, stdout, stderr io.Writer, environ []string) *app {
+	vars := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			vars[k] = v
+		}
 	}
 	if stdin == nil {
 		stdin = strings.NewReader("")
 	}
 	return &app{
-		stdin: stdin, stdout: stdout, stderr: stderr, env: env,
+		stdin: stdin, stdout: stdout, stderr: stderr,
+		environ:    environ,
+		env:        func(name string) (string, bool) { v, ok := vars[name]; return v, ok },
 		now:        time.Now,
 		isTerminal: isTerminal,
 		g:          globals{set: map[string]string{}},
