@@ -41,7 +41,7 @@ func commands() []*command {
 	return []*command{
 		putCommand(), getCommand(), lsCommand(), searchCommand(), statCommand(), versionsCommand(),
 		tagCommand(), rmCommand(), exportCommand(), usageCommand(), verifyCommand(),
-		cleanupCommand(), expiresCommand(), reconcileCommand(), compactCommand(), lockCommand(), doctorCommand(),
+		cleanupCommand(), expiresCommand(), reconcileCommand(), compactCommand(), lockCommand(), doctorCommand(), completionCommand(),
 	}
 }
 
@@ -92,6 +92,7 @@ directory, writers serialized by locks) from a shell.
 Usage:
   %[1]s [global flags] COMMAND [flags] [arguments]
   %[1]s help COMMAND
+  %[1]s --version
 
 Commands:
 `, progName)

@@ -8,6 +8,7 @@
 //	artifacts [global flags] COMMAND [flags] [arguments]
 //	artifacts help COMMAND
 //	artifacts COMMAND --help
+//	artifacts --version
 //
 // Commands:
 //
@@ -38,11 +39,19 @@
 //	doctor    one line per check: configuration, backend, lock service,
 //	          conditional writes, layout, catalog, tag index; --write also runs the
 //	          checks of a first write; --json
+//	completion bash|zsh|fish: a shell completion script of the commands,
+//	          subcommands and flags, generated from the tool's own command
+//	          table (zsh runs it through bashcompinit)
 //
 // The read commands (get, ls, search, stat, versions, export, usage,
 // verify, cleanup and reconcile without --apply, expires, lock status,
 // doctor) write nothing to the store or the lock service, so they work
 // with read-only credentials or a read-only store directory.
+//
+// artifacts --version prints the module version, the VCS revision and
+// commit time (with +dirty for a modified tree) and the Go version, from
+// the build information the Go toolchain embeds (runtime/debug); a binary
+// built from a checkout says "(devel)".
 //
 // Flags and arguments may come in any order; "--" ends the flags. Global
 // flags (--config, --backend, --dir, --lock, --lock-dir, --lock-timeout,

@@ -51,6 +51,10 @@ func isGlobalFlag(name string) bool {
 // the flags. It returns the positional arguments. A parse error is a usage
 // error of c; --help prints c's help and returns flag.ErrHelp.
 func (a *app) parse(fs *flag.FlagSet, c *command, args []string) ([]string, error) {
+	if a.collectFlags != nil { // completionTable wants the flags only
+		a.collectFlags(fs)
+		return nil, errFlagsCollected
+	}
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -52,6 +53,9 @@ type app struct {
 	// refuse writing a ZIP to a terminal). A field so that tests can
 	// pretend.
 	isTerminal func(any) bool
+	// collectFlags, when set, receives the flag set of the command run
+	// and stops it before it parses (see flagsOf).
+	collectFlags func(*flag.FlagSet)
 
 	g globals
 }
@@ -94,6 +98,8 @@ func (a *app) main(ctx context.Context, args []string) int {
 // the command.
 func (a *app) dispatch(ctx context.Context, args []string) error {
 	fs := a.newFlagSet("")
+	// Only before the command: get and stat have a --version N flag.
+	showVersion := fs.Bool("version", false, "print the version of the tool and exit")
 	// The global flags end at the command name: Parse stops at the first
 	// argument that is not a flag.
 	if err := fs.Parse(args); err != nil {
@@ -102,6 +108,11 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 			return err
 		}
 		return usageErr("", err.Error())
+	}
+	if *showVersion {
+		info, _ := debug.ReadBuildInfo()
+		_, err := fmt.Fprintln(a.stdout, versionLine(info))
+		return err
 	}
 	rest := fs.Args()
 	if len(rest) == 0 {
