@@ -26,7 +26,12 @@ default it replaces the artifact's content; with versioning on
 current content again (same bytes and content type) changes nothing when
 no --meta/--meta-json is given (the current metadata is kept) or the same
 metadata is; new --tag values are still added. Other metadata makes a new
-version. Creates the file backend's directory when missing.`,
+version. Creates the file backend's directory when missing.
+
+On a terminal (stdout and stderr), an upload over 4 MiB draws a progress
+bar on stderr; with --json, or when either is not a terminal, nothing but
+the result is printed. Ctrl-C cancels the upload, also while it waits for
+stdin (exit status 130); nothing is stored.`,
 		vars: []string{
 			store.EnvPrefix + "VERSIONING", store.EnvPrefix + "MAX_VERSIONS", store.EnvPrefix + "COMPRESSION",
 			store.EnvPrefix + "COMPRESSION_MIN_SIZE", store.EnvPrefix + "LOCK_TIMEOUT", store.EnvPrefix + "QUOTA_MAX_BYTES",
@@ -89,7 +94,7 @@ func runPut(ctx context.Context, a *app, c *command, args []string) error {
 	if contentType == "" && file != "-" {
 		contentType = mime.TypeByExtension(filepath.Ext(file))
 	}
-	r, size, closeInput, err := a.openInput(c.name, file)
+	r, size, closeInput, err := a.openInput(ctx, c.name, file)
 	if err != nil {
 		return err
 	}
@@ -108,7 +113,9 @@ func runPut(ctx context.Context, a *app, c *command, args []string) error {
 		values[k] = json.RawMessage(v)
 	}
 	return a.withStore(ctx, openOpts{create: true}, func(s *store.Store, _ *setup.Opened) error {
-		md, err := s.Upload(ctx, uri, r, size, store.UploadOptions{ContentType: contentType, Tags: tags, UserMetadata: values})
+		body, done := a.trackTransfer(r, size, "put "+uri, !asJSON)
+		md, err := s.Upload(ctx, uri, body, size, store.UploadOptions{ContentType: contentType, Tags: tags, UserMetadata: values})
+		done(err == nil)
 		if err != nil {
 			return err
 		}
@@ -121,21 +128,22 @@ func runPut(ctx context.Context, a *app, c *command, args []string) error {
 }
 
 // openInput opens FILE, or stdin for "-", with its size when it is a
-// regular file (backend.SizeUnknown otherwise).
-func (a *app) openInput(cmd, file string) (io.Reader, int64, func(), error) {
+// regular file (backend.SizeUnknown otherwise). Stdin that is not a
+// regular file (a terminal, a pipe) is read through a contextReader, so
+// that Ctrl-C (ctx cancelled) ends a put that waits for input.
+func (a *app) openInput(ctx context.Context, cmd, file string) (io.Reader, int64, func(), error) {
 	if file == "-" {
 		if a.isTerminal(a.stdin) {
-			fmt.Fprintln(a.stderr, "reading the content from the terminal; end it with Ctrl-D")
+			fmt.Fprintln(a.stderr, "reading the content from the terminal; end it with Ctrl-D (Ctrl-C cancels)")
 		}
-		size := backend.SizeUnknown
 		if f, ok := a.stdin.(*os.File); ok {
 			if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
 				if off, err := f.Seek(0, io.SeekCurrent); err == nil {
-					size = fi.Size() - off
+					return a.stdin, fi.Size() - off, func() {}, nil
 				}
 			}
 		}
-		return a.stdin, size, func() {}, nil
+		return newContextReader(ctx, a.stdin), backend.SizeUnknown, func() {}, nil
 	}
 	f, err := os.Open(file)
 	if err != nil {
@@ -163,7 +171,8 @@ func getCommand() *command {
 		synopsis: []string{"get [flags] URI"},
 		summary:  "download an artifact (or one version) to stdout or a file",
 		help: `Writes the content of URI (its current version, or the one named by
-?version=N or --version N) to stdout, or to FILE with -o. The content is
+?version=N or --version N) to stdout, or to FILE with -o (with a progress
+bar on a terminal for a transfer over 4 MiB). The content is
 checked against its SHA-256 while it streams: on a mismatch the exit status
 is 4 and FILE is not created (what went to stdout must be discarded).`,
 		aliases: map[string]string{"o": "output"},
@@ -189,7 +198,7 @@ func runGet(ctx context.Context, a *app, c *command, args []string) error {
 		return err
 	}
 	return a.withStore(ctx, openOpts{}, func(s *store.Store, _ *setup.Opened) error {
-		rc, _, err := s.Open(ctx, u.String())
+		rc, md, err := s.Open(ctx, u.String())
 		if err != nil {
 			return err
 		}
@@ -198,7 +207,10 @@ func runGet(ctx context.Context, a *app, c *command, args []string) error {
 			_, err = io.Copy(a.stdout, rc)
 			return err
 		}
-		return writeFileAtomic(output, rc)
+		body, done := a.trackTransfer(rc, md.Size, "get "+md.URI, true)
+		err = writeFileAtomic(output, body)
+		done(err == nil)
+		return err
 	})
 }
 

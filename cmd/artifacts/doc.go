@@ -89,6 +89,15 @@
 // never printed. --verbose logs the store's operations to stderr;
 // otherwise the only output on stderr is progress, prompts and the error.
 //
+// # Progress
+//
+// When stdout and stderr are both terminals, put and get -o FILE draw a
+// progress bar (github.com/schollz/progressbar) on stderr once a transfer
+// passes 4 MiB: bytes done of the total (a byte counter for stdin), rate
+// and time left. With --json (put), when the content goes to stdout (get),
+// or when either stream is not a terminal (scripts, CI logs), nothing is
+// drawn. export has its own progress (--quiet turns it off).
+//
 // The retention periods (ARTIFACTSTORE_RETENTION_*) and the quota
 // (ARTIFACTSTORE_QUOTA_*) are variables like the others; cleanup and
 // expires take --retention TYPE=DURATION, --default-retention and
@@ -133,7 +142,9 @@
 //	     timeout (ARTIFACTSTORE_REDIS_DIAL_TIMEOUT, 2s), not after the lock
 //	     timeout; reads take no lock and still work. A refused Redis
 //	     password or ACL is a permission error (7), at once.
-//	130  interrupted: SIGINT or SIGTERM cancels the operation's context
+//	130  interrupted: SIGINT (Ctrl-C) or SIGTERM cancels the operation's
+//	     context, also while put - waits for stdin; the message is
+//	     "artifacts: COMMAND: interrupted"
 //
 // doctor exits 0 when no check failed (warnings included), otherwise with
 // the status of the first failed check's kind from the table above.

@@ -43,7 +43,7 @@ const exitCodesHelp = `Exit status:
   8    unsupported by the configured lock (lock status/break with --lock none)
   9    outcome unknown: the write may or may not have taken effect; read to find out
   10   lock service unavailable: too few Redis masters could be reached
-  130  interrupted (SIGINT, SIGTERM)
+  130  interrupted (Ctrl-C/SIGINT, SIGTERM), also while put - waits for stdin
 `
 
 // usageError is a mistake on the command line: exit status 2.

@@ -56,6 +56,9 @@ type app struct {
 	// collectFlags, when set, receives the flag set of the command run
 	// and stops it before it parses (see flagsOf).
 	collectFlags func(*flag.FlagSet)
+	// command is the name of the command being run, for the message of an
+	// interruption.
+	command string
 
 	g globals
 }
@@ -88,7 +91,12 @@ func (a *app) main(ctx context.Context, args []string) int {
 		return exitOK
 	}
 	code := exitCode(ctx, err)
-	if code != exitOK {
+	switch {
+	case code == exitInterrupted && a.command != "":
+		// The cause is the signal, not the "context canceled" the
+		// cancelled call reports.
+		fmt.Fprintf(a.stderr, "%s: %s: interrupted\n", progName, a.command)
+	case code != exitOK:
 		fmt.Fprintf(a.stderr, "%s: %s\n", progName, oneLine(err))
 	}
 	return code
@@ -126,6 +134,7 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 	if !ok {
 		return usageErr("", fmt.Sprintf("unknown command %q", name))
 	}
+	a.command = name
 	return cmd.exec(ctx, a, rest)
 }
 
