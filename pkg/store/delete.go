@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"sync/atomic"
 )
@@ -32,21 +31,21 @@ func (s *Store) Delete(ctx context.Context, uri string) (err error) {
 func (s *Store) deleteArtifact(ctx context.Context, u URI) error {
 	_, err := s.mutate(ctx, u, nil, func(cur *manifest, _ commitInfo) (change, error) {
 		if cur == nil {
-			return change{}, fmt.Errorf("%s: %w", u.Artifact(), ErrNotFound)
+			return change{}, errNotFound(u.Artifact(), nil)
 		}
 		if u.Version == 0 {
 			return change{remove: true}, nil
 		}
 		i := slices.IndexFunc(cur.Versions, func(v version) bool { return v.Version == u.Version })
 		if i < 0 {
-			return change{}, fmt.Errorf("%s: version %d: %w", u.Artifact(), u.Version, ErrNotFound)
+			return change{}, errNotFound(u, nil)
 		}
 		next := cur.clone()
 		next.Versions = slices.Delete(next.Versions, i, i+1)
 		return change{next: next, garbage: []string{cur.Versions[i].Blob}}, nil
 	})
 	if err != nil {
-		return fmt.Errorf("delete %s: %w", u, err)
+		return wrapOp("delete", u, err)
 	}
 	return nil
 }

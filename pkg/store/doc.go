@@ -463,7 +463,19 @@
 // errors.As, and a cancelled context gives an error matching ctx.Err().
 // Transient backend failures are retried (Config.Retry) before they are
 // returned. Every failed public call is logged once on Config.Logger with
-// its op, uri and error; credentials are never logged (the store has none).
+// its op, uri and error (and the backend's own error when the message
+// leaves it out), never at Error since the caller gets the error: expected
+// outcomes (not found, invalid input, cancellation) at Debug, contention
+// (conflict, lock timeout, lock held) at Info, other failures at Warn.
+// Credentials are never logged (the store has none).
+//
+// Messages name the artifact once and the cause in a user's words: a
+// missing artifact or version is "artifact://s/t/log: no such artifact" or
+// "artifact://s/t/log: no version 3" (no storage key or file path; the
+// backend's error stays in the chain for errors.As), limits are named by
+// their environment variable (ARTIFACTSTORE_MAX_TAGS,
+// ARTIFACTSTORE_QUOTA_MAX_BYTES), and a name or tag with a character
+// outside its alphabet quotes that character as typed.
 //
 // # Metrics and traces
 //

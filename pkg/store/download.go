@@ -127,7 +127,7 @@ func (s *Store) open(ctx context.Context, u URI, verify bool) (io.ReadCloser, Me
 		}
 		v := m.find(u.Version)
 		if v == nil {
-			return nil, Metadata{}, fmt.Errorf("%s: version %d: %w", u.Artifact(), u.Version, ErrNotFound)
+			return nil, Metadata{}, errNotFound(u, nil)
 		}
 		rc, err := s.openBlob(ctx, refOf(v), verify)
 		if err == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/necrocode/artifactstore/pkg/backend"
 	"github.com/necrocode/artifactstore/pkg/lock"
@@ -59,6 +60,46 @@ var (
 	// ErrClosed: the store was closed. The same value as backend.ErrClosed.
 	ErrClosed = backend.ErrClosed
 )
+
+// notFoundError is the error of an artifact, or a version of one, that
+// does not exist. Its message names it in the user's words
+// ("artifact://s/t/log: no such artifact", "artifact://s/t/log: no
+// version 3"); it matches ErrNotFound, and the backend's error it came
+// from, kept out of the message (a storage path says nothing to the user),
+// stays in the chain for errors.As and in the store's log.
+type notFoundError struct {
+	u     URI   // the artifact; Version set when a version is missing
+	cause error // the backend's error, or nil
+}
+
+// errNotFound returns the error of u (an artifact, or a version when
+// u.Version is set) that does not exist; cause is the backend's error, or
+// nil.
+func errNotFound(u URI, cause error) error { return &notFoundError{u: u, cause: cause} }
+
+func (e *notFoundError) Error() string {
+	if e.u.Version != 0 {
+		return fmt.Sprintf("%s: no version %d", e.u.Artifact(), e.u.Version)
+	}
+	return e.u.String() + ": no such artifact"
+}
+
+func (e *notFoundError) Unwrap() []error {
+	if e.cause == nil {
+		return []error{ErrNotFound}
+	}
+	return []error{ErrNotFound, e.cause}
+}
+
+// wrapOp prefixes err with what the call was doing and its artifact, "op
+// URI: err", unless err already names the artifact ("artifact://s/t/log:
+// no such artifact"): a message names the artifact once.
+func wrapOp(op string, u URI, err error) error {
+	if strings.Contains(err.Error(), u.Artifact().String()) {
+		return err
+	}
+	return fmt.Errorf("%s %s: %w", op, u, err)
+}
 
 // invalidf returns an error matching ErrInvalidArgument.
 func invalidf(format string, args ...any) error {

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -50,7 +49,7 @@ func (s *Store) ExpiresAt(ctx context.Context, uri string) (e Expiry, err error)
 	}
 	v := m.find(u.Version)
 	if v == nil {
-		return Expiry{}, fmt.Errorf("%s: version %d: %w", u.Artifact(), u.Version, ErrNotFound)
+		return Expiry{}, errNotFound(u, nil)
 	}
 	return Expiry{Version: metadataOf(m, v), ExpiresAt: s.cfg.Retention.expiresAt(m, v)}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -280,7 +281,7 @@ func (s *Store) readManifest(ctx context.Context, u URI) (*manifest, string, err
 		return nil, "", err
 	}
 	if m.Deleted {
-		return nil, "", fmt.Errorf("%s: %w (deleted)", u.Artifact(), ErrNotFound)
+		return nil, "", errNotFound(u.Artifact(), nil)
 	}
 	return m, etag, nil
 }
@@ -291,6 +292,9 @@ func (s *Store) readManifest(ctx context.Context, u URI) (*manifest, string, err
 func (s *Store) readManifestObject(ctx context.Context, u URI) (*manifest, string, error) {
 	key := manifestKey(u)
 	rc, info, err := s.b.Get(ctx, key)
+	if errors.Is(err, ErrNotFound) {
+		return nil, "", errNotFound(u.Artifact(), err)
+	}
 	if err != nil {
 		return nil, "", fmt.Errorf("read manifest of %s: %w", u.Artifact(), err)
 	}

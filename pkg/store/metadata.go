@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"mime"
 	"slices"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -152,10 +153,9 @@ func ValidateTag(tag string) error {
 	if tag == "" || len(tag) > MaxTagLength {
 		return invalidf("tag %q: want 1 to %d characters", tag, MaxTagLength)
 	}
-	for i := 0; i < len(tag); i++ {
-		c := tag[i]
-		if !isNameByte(c) && c != ':' && c != '=' && c != '+' && c != '@' && c != '/' {
-			return invalidf("tag %q: character %q is not one of [A-Za-z0-9._:=+@/-]", tag, c)
+	for _, r := range tag {
+		if r >= utf8.RuneSelf || !isNameByte(byte(r)) && !strings.ContainsRune(":=+@/", r) {
+			return invalidf("tag %q: character %q is not one of [A-Za-z0-9._:=+@/-]", tag, r)
 		}
 	}
 	return nil
@@ -374,7 +374,7 @@ func checkMetadataSize(tags []string, md map[string]json.RawMessage, max int) er
 		return invalidf("metadata: %v", err)
 	}
 	if len(b) > max {
-		return invalidf("tags and metadata encode to %d bytes, more than %d (Config.MaxMetadataBytes)", len(b), max)
+		return invalidf("tags and metadata encode to %d bytes, more than the limit of %d (ARTIFACTSTORE_MAX_METADATA_BYTES)", len(b), max)
 	}
 	return nil
 }

@@ -304,7 +304,7 @@ func (s *Store) commitChange(ctx context.Context, u URI, lease *lock.Lease, in *
 		ch.remove, ch.next = true, nil
 	}
 	if ch.remove && cur == nil {
-		return outcome{}, nil, nil, fmt.Errorf("%s: %w", u, ErrNotFound)
+		return outcome{}, nil, nil, errNotFound(u.Artifact(), nil)
 	}
 	if base.m != nil {
 		for _, k := range ch.uses {
@@ -340,10 +340,10 @@ func (s *Store) commitChange(ctx context.Context, u URI, lease *lock.Lease, in *
 	if grows := !fenceOnly && !ch.remove && (cur == nil || len(next.Versions) >= len(cur.Versions)); grows {
 		switch {
 		case len(next.Versions) > MaxVersionsLimit && (cur == nil || len(next.Versions) > len(cur.Versions)):
-			return outcome{}, nil, nil, fmt.Errorf("%w: %s would hold %d versions, more than the %d an artifact can hold: prune old versions (PruneVersions, Config.MaxVersions) or delete it",
+			return outcome{}, nil, nil, fmt.Errorf("%w: %s would hold %d versions, more than the %d an artifact can hold: prune old versions (Store.PruneVersions, or ARTIFACTSTORE_MAX_VERSIONS) or delete it",
 				ErrStorageFull, u, len(next.Versions), MaxVersionsLimit)
 		case len(data) > MaxManifestBytes:
-			return outcome{}, nil, nil, fmt.Errorf("%w: the record of %s would be %d bytes, more than the %d an artifact's versions, tags and metadata can take: prune old versions (PruneVersions, Config.MaxVersions) or store less metadata",
+			return outcome{}, nil, nil, fmt.Errorf("%w: the record of %s would be %d bytes, more than the %d an artifact's versions, tags and metadata can take: prune old versions (Store.PruneVersions, or ARTIFACTSTORE_MAX_VERSIONS) or store less metadata",
 				ErrStorageFull, u, len(data), MaxManifestBytes)
 		}
 	}

@@ -154,8 +154,22 @@ func (s *Store) warnBytes() int64 {
 // errQuota returns the error of an upload of n stored bytes refused by the
 // quota.
 func (s *Store) errQuota(u URI, used, reserved, n int64) error {
-	return fmt.Errorf("%w: quota of %d stored bytes (Config.Quota.MaxBytes): %d used, %d reserved by uploads in flight, %s needs %d",
-		ErrStorageFull, s.cfg.Quota.MaxBytes, used, reserved, u, n)
+	return fmt.Errorf("%w: %s needs %s, over the quota of %s (ARTIFACTSTORE_QUOTA_MAX_BYTES): %s stored, %s reserved by uploads in progress",
+		ErrStorageFull, u, sizeWords(n), sizeWords(s.cfg.Quota.MaxBytes), sizeWords(used), sizeWords(reserved))
+}
+
+// sizeWords writes n bytes for a person: "512 B", "3.2 MiB".
+func sizeWords(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 5; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // checkQuota is the early check of an upload of size bytes (SizeUnknown

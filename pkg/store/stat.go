@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"fmt"
 )
 
 // Stat returns the metadata of uri: its current version, or the version
@@ -21,7 +20,7 @@ func (s *Store) Stat(ctx context.Context, uri string) (md Metadata, err error) {
 	}
 	v := m.find(u.Version)
 	if v == nil {
-		return Metadata{}, fmt.Errorf("%s: version %d: %w", u.Artifact(), u.Version, ErrNotFound)
+		return Metadata{}, errNotFound(u, nil)
 	}
 	return metadataOf(m, v), nil
 }

@@ -101,7 +101,7 @@ func New(ctx context.Context, b backend.Backend, l lock.Locker, cfg Config) (*St
 	}
 	s.compactor.ctx, s.compactor.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	if _, err := s.checkTagIndexReady(ctx); err != nil {
-		s.log.Error("store: open", "op", "open", "err", err)
+		s.log.Warn("store: open failed", "op", "open", "err", err)
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
 	return s, nil
@@ -221,23 +221,30 @@ func (s *Store) newID() string {
 	return ulid.MustNew(ulid.Timestamp(s.cfg.Now()), rand.Reader).String()
 }
 
-// logResult logs a failed operation once: op, uri and the error. Expected
-// outcomes (not found, invalid input, cancellation) are logged at Info,
-// the rest at Error.
+// logResult logs a failed operation once: op, uri and the error, plus the
+// backend's own error when the message leaves it out (the storage path of
+// a missing artifact). The caller gets the error too, so it is never
+// logged at Error: expected outcomes (not found, invalid input,
+// cancellation) at Debug, contention (conflict, lock timeout, lock held)
+// at Info, the rest (backend, lock service, integrity) at Warn.
 func (s *Store) logResult(ctx context.Context, op, uri string, err error) {
 	if err == nil {
 		return
 	}
-	level := slog.LevelError
+	level := slog.LevelWarn
 	switch {
 	case errors.Is(err, ErrNotFound) && !errors.Is(err, ErrIntegrity),
 		errors.Is(err, ErrInvalidArgument),
 		isContextErr(err):
-		level = slog.LevelInfo
+		level = slog.LevelDebug
 	case errors.Is(err, ErrConflict), errors.Is(err, ErrLockTimeout), errors.Is(err, ErrLocked):
-		level = slog.LevelWarn
+		level = slog.LevelInfo
 	}
-	s.log.Log(ctx, level, "store: "+op+" failed", "op", op, "uri", uri, "err", err)
+	attrs := []any{"op", op, "uri", uri, "err", err}
+	if nf := (*notFoundError)(nil); errors.As(err, &nf) && nf.cause != nil {
+		attrs = append(attrs, "cause", nf.cause)
+	}
+	s.log.Log(ctx, level, "store: "+op+" failed", attrs...)
 }
 
 // parseArtifact parses uri and refuses a version in it (writes address the

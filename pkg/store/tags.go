@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"fmt"
 	"slices"
 )
 
@@ -47,7 +46,7 @@ func (s *Store) changeTags(ctx context.Context, uri string, tags []string, edit 
 	}
 	out, err := s.mutate(ctx, u, nil, func(cur *manifest, _ commitInfo) (change, error) {
 		if cur == nil {
-			return change{}, fmt.Errorf("%s: %w", u, ErrNotFound)
+			return change{}, errNotFound(u, nil)
 		}
 		next := edit(cur.Tags, norm)
 		if next == nil {
@@ -57,7 +56,7 @@ func (s *Store) changeTags(ctx context.Context, uri string, tags []string, edit 
 			return change{noop: true}, nil
 		}
 		if len(next) > s.cfg.MaxTags {
-			return change{}, invalidf("%d tags, more than %d (Config.MaxTags)", len(next), s.cfg.MaxTags)
+			return change{}, invalidf("%d tags, more than the limit of %d (ARTIFACTSTORE_MAX_TAGS)", len(next), s.cfg.MaxTags)
 		}
 		if err := checkMetadataSize(next, cur.current().Metadata, s.cfg.MaxMetadataBytes); err != nil {
 			return change{}, err
@@ -67,7 +66,7 @@ func (s *Store) changeTags(ctx context.Context, uri string, tags []string, edit 
 		return change{next: m}, nil
 	})
 	if err != nil {
-		return Metadata{}, fmt.Errorf("tags of %s: %w", u, err)
+		return Metadata{}, wrapOp("tags of", u, err)
 	}
 	return metadataOf(out.m, out.m.current()), nil
 }

@@ -58,7 +58,7 @@ func (s *Store) Upload(ctx context.Context, uri string, r io.Reader, size int64,
 		return Metadata{}, err
 	}
 	if len(tags) > s.cfg.MaxTags {
-		return Metadata{}, invalidf("%d tags, more than %d (Config.MaxTags)", len(tags), s.cfg.MaxTags)
+		return Metadata{}, invalidf("%d tags, more than the limit of %d (ARTIFACTSTORE_MAX_TAGS)", len(tags), s.cfg.MaxTags)
 	}
 	userMD, err := userMetadata(opts)
 	if err != nil {
@@ -71,7 +71,7 @@ func (s *Store) Upload(ctx context.Context, uri string, r io.Reader, size int64,
 		return Metadata{}, causeOf(ctx, err)
 	}
 	if err := s.checkQuota(ctx, u, size); err != nil { // quota.go; no-op without a quota
-		return Metadata{}, fmt.Errorf("upload %s: %w", u, err)
+		return Metadata{}, wrapOp("upload", u, err)
 	}
 
 	// A small upload announces its commit in the catalog's log while its
@@ -84,7 +84,7 @@ func (s *Store) Upload(ctx context.Context, uri string, r io.Reader, size int64,
 	blob, err := s.writeBlobRetrying(ctx, u, r, size, ct)
 	if err != nil {
 		s.endIntent(ctx, in, false, false)
-		return Metadata{}, fmt.Errorf("upload %s: %w", u, err)
+		return Metadata{}, wrapOp("upload", u, err)
 	}
 	// The exact quota check, now that the stored size is known; the
 	// reservation lasts until the commit is counted (or failed).
@@ -92,7 +92,7 @@ func (s *Store) Upload(ctx context.Context, uri string, r io.Reader, size int64,
 	if err != nil {
 		s.endIntent(ctx, in, false, false)
 		s.deleteBlobs(ctx, "upload over quota", []string{blob.key})
-		return Metadata{}, fmt.Errorf("upload %s: %w", u, err)
+		return Metadata{}, wrapOp("upload", u, err)
 	}
 	defer releaseQuota()
 	v := version{
@@ -115,7 +115,7 @@ func (s *Store) Upload(ctx context.Context, uri string, r io.Reader, size int64,
 		} else {
 			s.deleteBlobs(ctx, "failed upload", []string{blob.key})
 		}
-		return Metadata{}, fmt.Errorf("upload %s: %w", u, err)
+		return Metadata{}, wrapOp("upload", u, err)
 	}
 	// The new version, or (no-op, or only new tags) the current one.
 	return metadataOf(out.m, out.m.current()), nil
@@ -174,7 +174,7 @@ func (s *Store) applyUpload(cur *manifest, v version, tags []string) (change, er
 	}
 	newTags := mergeTags(cur.Tags, tags)
 	if len(newTags) > s.cfg.MaxTags {
-		return change{}, invalidf("%d tags, more than %d (Config.MaxTags)", len(newTags), s.cfg.MaxTags)
+		return change{}, invalidf("%d tags, more than the limit of %d (ARTIFACTSTORE_MAX_TAGS)", len(newTags), s.cfg.MaxTags)
 	}
 	if err := checkMetadataSize(newTags, v.Metadata, s.cfg.MaxMetadataBytes); err != nil {
 		return change{}, err

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Scheme is the scheme of every artifact URI.
@@ -146,9 +147,9 @@ func ValidateName(what, name string) error {
 	case name == "." || name == "..":
 		return invalidf("%s %q is not allowed", what, name)
 	}
-	for i := 0; i < len(name); i++ {
-		if !isNameByte(name[i]) {
-			return invalidf("%s %q: character %q is not one of [A-Za-z0-9._-]", what, name, name[i])
+	for _, r := range name {
+		if r >= utf8.RuneSelf || !isNameByte(byte(r)) {
+			return invalidf("%s %q: character %q is not one of [A-Za-z0-9._-]", what, name, r)
 		}
 	}
 	return nil

@@ -28,7 +28,7 @@ func (s *Store) VerifyChecksum(ctx context.Context, uri string) (err error) {
 	if u.Version != 0 {
 		v := m.find(u.Version)
 		if v == nil {
-			return fmt.Errorf("%s: version %d: %w", u.Artifact(), u.Version, ErrNotFound)
+			return errNotFound(u, nil)
 		}
 		versions = []version{*v}
 	}

@@ -20,7 +20,7 @@ func (s *Store) PruneVersions(ctx context.Context, uri string, keep int) (n int,
 	}
 	out, err := s.mutate(ctx, u, nil, func(cur *manifest, _ commitInfo) (change, error) {
 		if cur == nil {
-			return change{}, fmt.Errorf("%s: %w", u, ErrNotFound)
+			return change{}, errNotFound(u, nil)
 		}
 		drop := len(cur.Versions) - keep
 		if drop <= 0 {
