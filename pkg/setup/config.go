@@ -198,7 +198,7 @@ func (c Config) Validate() error {
 	switch c.Backend {
 	case BackendFile:
 		if c.FileDir == "" {
-			bad("FileDir (%s) is required with the file backend", EnvDir)
+			bad("the file backend needs its directory: set %s", EnvDir)
 		}
 	case BackendS3:
 		if err := c.S3.Validate(); err != nil {
@@ -210,8 +210,10 @@ func (c Config) Validate() error {
 	}
 	switch c.Lock {
 	case LockFile:
-		if c.LockDir == "" {
-			bad("LockDir (%s) is required for file locks with the %s backend", EnvLockDir, c.Backend)
+		// Without FileDir the file backend's default LockDir is unknown:
+		// that error is reported once, above.
+		if c.LockDir == "" && (c.Backend != BackendFile || c.FileDir != "") {
+			bad("file locks with the %s backend need their directory: set %s", c.Backend, EnvLockDir)
 		}
 	case LockRedis:
 		if err := c.Redis.Validate(); err != nil {
