@@ -259,7 +259,9 @@ func runVerify(ctx context.Context, a *app, c *command, args []string) error {
 				ps    []store.VerifyProblem
 			}{{"CORRUPT", rep.Corrupt}, {"MISSING", rep.Missing}, {"UNCHECKED", rep.Failed}} {
 				for _, p := range l.ps {
-					fmt.Fprintf(a.stdout, "%-9s %s: %s\n", l.label, p.URI, oneLine(p.Err))
+					// The error may start with the artifact's URI: name it once.
+					msg := strings.TrimPrefix(oneLine(p.Err), artifactURI(store.Metadata{URI: p.URI})+": ")
+					fmt.Fprintf(a.stdout, "%-9s %s: %s\n", l.label, p.URI, msg)
 				}
 			}
 			fmt.Fprintf(a.stdout, "checked %d versions: %d corrupt, %d missing, %d unchecked\n",

@@ -23,14 +23,15 @@ type command struct {
 }
 
 // exec runs c and prefixes its errors with its name (usage errors and
-// exit errors carry their own wording).
+// exit errors carry their own wording; a group's errors come prefixed by
+// its subcommand: "tag add: ...").
 func (c *command) exec(ctx context.Context, a *app, args []string) error {
 	err := c.run(ctx, a, c, args)
 	var (
 		ue *usageError
 		ee *exitError
 	)
-	if err == nil || errors.Is(err, flag.ErrHelp) || errors.As(err, &ue) || errors.As(err, &ee) {
+	if err == nil || len(c.subs) > 0 || errors.Is(err, flag.ErrHelp) || errors.As(err, &ue) || errors.As(err, &ee) {
 		return err
 	}
 	return fmt.Errorf("%s: %w", c.name, err)

@@ -222,7 +222,7 @@ func (a *app) config() (setup.Config, error) {
 		return setup.Config{}, err
 	}
 	if a.g.verbose {
-		cfg.Logger = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		cfg.Logger = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		redis.SetLogger(redislock.GoRedisLogger{Logger: cfg.Logger})
 	}
 	return cfg, nil
@@ -250,7 +250,7 @@ func (a *app) open(ctx context.Context, o openOpts) (*setup.Opened, error) {
 	}
 	if d := cfg.WithDefaults(); d.Backend == setup.BackendFile && !o.create {
 		if _, err := os.Stat(d.FileDir); errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("store directory %q does not exist (put creates it): %w", d.FileDir, store.ErrNotFound)
+			return nil, &exitError{code: exitNotFound, msg: fmt.Sprintf("store directory %s does not exist (put creates it)", d.FileDir)}
 		}
 	}
 	return setup.Open(ctx, cfg)
