@@ -26,6 +26,9 @@ type cli struct {
 	// terminal, when set, makes the app treat stdin and stderr as a
 	// terminal.
 	terminal bool
+	// ttyOut, when set, makes the app treat stdout and stderr as a
+	// terminal (the progress bar's condition).
+	ttyOut bool
 }
 
 // newCLI returns a cli over a fresh file-backend directory.
@@ -53,13 +56,21 @@ func (c *cli) environ() []string {
 // runIn runs args with stdin.
 func (c *cli) runIn(stdin io.Reader, args ...string) result {
 	c.t.Helper()
-	var out, errb bytes.Buffer
-	a := newApp(stdin, &out, &errb, c.environ())
-	if c.terminal {
-		a.isTerminal = func(v any) bool { return v == a.stdin || v == a.stderr }
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	return c.runCtx(ctx, stdin, args...)
+}
+
+// runCtx runs args with stdin under ctx.
+func (c *cli) runCtx(ctx context.Context, stdin io.Reader, args ...string) result {
+	var out, errb bytes.Buffer
+	a := newApp(stdin, &out, &errb, c.environ())
+	switch {
+	case c.terminal:
+		a.isTerminal = func(v any) bool { return v == a.stdin || v == a.stderr }
+	case c.ttyOut:
+		a.isTerminal = func(v any) bool { return v == a.stdout || v == a.stderr }
+	}
 	code := a.main(ctx, args)
 	return result{code: code, stdout: out.String(), stderr: errb.String()}
 }

@@ -11,30 +11,19 @@ import (
 	"time"
 )
 
-// runTerminal runs args with stdout and stderr treated as terminals (or
-// not) and returns the exit status and both streams.
-func (c *cli) runTerminal(ctx context.Context, terminal bool, stdin io.Reader, args ...string) result {
-	c.t.Helper()
-	var out, errb bytes.Buffer
-	a := newApp(stdin, &out, &errb, c.environ())
-	a.isTerminal = func(v any) bool { return terminal && (v == a.stdout || v == a.stderr) }
-	code := a.main(ctx, args)
-	return result{code: code, stdout: out.String(), stderr: errb.String()}
-}
-
 func TestProgressBar(t *testing.T) {
 	c := newCLI(t)
-	ctx := context.Background()
+	c.ttyOut = true
 	big := writeFile(t, "big.bin", content(1, transferBarMin+1<<20))
 	small := writeFile(t, "small.bin", content(2, 1<<20))
 
-	r := c.runTerminal(ctx, true, nil, "put", "artifact://s/t/log", big)
+	r := c.run("put", "artifact://s/t/log", big)
 	if r.code != 0 || !strings.Contains(r.stderr, "put artifact://s/t/log") || !strings.Contains(r.stderr, "100%") ||
 		!strings.Contains(r.stderr, "5.0/5.0 MiB") || r.stdout != "artifact://s/t/log?version=1\n" {
 		t.Errorf("put of 5 MiB on a terminal: exit %d, stdout %q, stderr %q; want a bar at 100%%", r.code, r.stdout, r.stderr)
 	}
 	out := filepath.Join(t.TempDir(), "out.bin")
-	r = c.runTerminal(ctx, true, nil, "get", "artifact://s/t/log", "-o", out)
+	r = c.run("get", "artifact://s/t/log", "-o", out)
 	if r.code != 0 || !strings.Contains(r.stderr, "get artifact://s/t/log?version=1") || !strings.Contains(r.stderr, "100%") {
 		t.Errorf("get -o of 5 MiB on a terminal: exit %d, stderr %q; want a bar at 100%%", r.code, r.stderr)
 	}
@@ -54,7 +43,8 @@ func TestProgressBar(t *testing.T) {
 		{"get to stdout", true, []string{"get", "artifact://s/t/log"}},
 		{"get -o not a terminal", false, []string{"get", "artifact://s/t/log", "-o", out}},
 	} {
-		if r := c.runTerminal(ctx, tc.terminal, nil, tc.args...); r.code != 0 || r.stderr != "" {
+		c.ttyOut = tc.terminal
+		if r := c.run(tc.args...); r.code != 0 || r.stderr != "" {
 			t.Errorf("%s: exit %d, stderr %q; want no output on stderr", tc.name, r.code, r.stderr)
 		}
 	}
@@ -86,7 +76,7 @@ func TestInterruptWhileReadingStdin(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan result, 1)
-	go func() { done <- c.runTerminal(ctx, false, stdin, "put", "artifact://s/t/log", "-") }()
+	go func() { done <- c.runCtx(ctx, stdin, "put", "artifact://s/t/log", "-") }()
 	select {
 	case <-stdin.started:
 	case <-time.After(time.Minute):
