@@ -24,6 +24,17 @@
 // never printed or logged: Config's String, Format and LogValue redact
 // them.
 //
+// Variables lists every ARTIFACTSTORE_* variable the project reads (these
+// loaders, the artifacts CLI, the demo and the tests), with its meaning,
+// default and an example: the one registry of names, from which the
+// README's table is generated and against which a test checks what
+// FromEnv reads. Adding a variable is adding its line there. CheckEnv
+// refuses an ARTIFACTSTORE_* variable that is not registered (names
+// starting with ARTIFACTSTORE_TEST_ are left to tests) with an
+// *UnknownVariableError naming the closest registered one ("did you mean
+// ARTIFACTSTORE_VERSIONING?"); FromEnv(nil) checks the process
+// environment with it before reading.
+//
 // # Credentials and transport
 //
 // S3 credentials are the configured keys when ARTIFACTSTORE_S3_ACCESS_KEY
@@ -46,13 +57,13 @@
 //
 // # Errors
 //
-// An invalid Config, or a malformed environment variable, gives an error
-// matching store.ErrInvalidArgument. Open's other errors are those of the
-// backend, locker and store constructors, wrapped. Open writes nothing
-// (unless S3.CreateBucket, or a file backend's directory is missing and
-// made): a server that ignores conditional writes is refused at the
-// store's first write (backend.ErrUnfencedWrites; see "Read-only use" in
-// package store).
+// An invalid Config, a malformed environment variable, or an unknown
+// ARTIFACTSTORE_* variable (*UnknownVariableError) gives an error matching
+// store.ErrInvalidArgument. Open's other errors are those of the backend,
+// locker and store constructors, wrapped. Open writes nothing (unless
+// S3.CreateBucket, or a file backend's directory is missing and made): a
+// server that ignores conditional writes is refused at the store's first
+// write (backend.ErrUnfencedWrites; see "Read-only use" in package store).
 //
 // # Concurrency
 //
