@@ -39,6 +39,8 @@ func TestFailureMessages(t *testing.T) {
 			"artifacts: store directory " + missingDir + " does not exist (put creates it)\n"},
 		{"no directory configured", map[string]string{"ARTIFACTSTORE_DIR": ""}, exitUsage, []string{"ls"},
 			"artifacts: ls: invalid argument: setup config: the file backend needs its directory: set ARTIFACTSTORE_DIR\n"},
+		{"export of an empty spec", nil, exitNotFound, []string{"export", "nope", "-o", filepath.Join(t.TempDir(), "x.zip")},
+			"artifacts: export: no artifacts to export in spec nope\n"},
 		{"missing input file", nil, exitNotFound, []string{"put", "artifact://s/t/log", "no-such-file"},
 			"artifacts: put: open no-such-file: no such file or directory\n"},
 	}

@@ -68,21 +68,21 @@ var (
 // from, kept out of the message (a storage path says nothing to the user),
 // stays in the chain for errors.As and in the store's log.
 type notFoundError struct {
-	u     URI   // the artifact; Version set when a version is missing
+	msg   string
 	cause error // the backend's error, or nil
 }
 
 // errNotFound returns the error of u (an artifact, or a version when
 // u.Version is set) that does not exist; cause is the backend's error, or
 // nil.
-func errNotFound(u URI, cause error) error { return &notFoundError{u: u, cause: cause} }
-
-func (e *notFoundError) Error() string {
-	if e.u.Version != 0 {
-		return fmt.Sprintf("%s: no version %d", e.u.Artifact(), e.u.Version)
+func errNotFound(u URI, cause error) error {
+	if u.Version != 0 {
+		return &notFoundError{msg: fmt.Sprintf("%s: no version %d", u.Artifact(), u.Version), cause: cause}
 	}
-	return e.u.String() + ": no such artifact"
+	return &notFoundError{msg: u.String() + ": no such artifact", cause: cause}
 }
+
+func (e *notFoundError) Error() string { return e.msg }
 
 func (e *notFoundError) Unwrap() []error {
 	if e.cause == nil {

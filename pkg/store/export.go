@@ -132,7 +132,11 @@ func (s *Store) export(ctx context.Context, w io.Writer, opts ExportOptions) (Ex
 		return ExportReport{}, err
 	}
 	if len(items) == 0 {
-		return ExportReport{}, fmt.Errorf("export %s: no artifacts: %w", exportName(opts), ErrNotFound)
+		where := exportName(opts)
+		if opts.Task == "" {
+			where = "spec " + where
+		}
+		return ExportReport{}, &notFoundError{msg: "no artifacts to export in " + where}
 	}
 	p := ExportProgress{ArtifactsTotal: len(items)}
 	for _, it := range items {

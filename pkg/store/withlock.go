@@ -77,7 +77,7 @@ func (s *Store) WithLock(ctx context.Context, uri string, opts LockOptions, fn f
 	case opts.Timeout < 0:
 		return invalidf("with lock %s: negative timeout %v", u, opts.Timeout)
 	case s.locker == nil:
-		return fmt.Errorf("with lock %s: locking is disabled (Config.DisableLocking): %w", u, ErrUnsupported)
+		return fmt.Errorf("with lock %s: locking is disabled: %w", u, ErrUnsupported)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
