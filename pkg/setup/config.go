@@ -256,18 +256,16 @@ func (c Config) Validate() error {
 // Unset or empty variables leave their field at its default. A malformed
 // value is an error naming the variable, matching store.ErrInvalidArgument.
 //
-// With a nil lookup FromEnv reads the process environment and first checks
-// it with CheckEnv: an unknown ARTIFACTSTORE_* variable (a typo such as
-// ARTIFACTSTORE_VERSIONNG) is an *UnknownVariableError, matching
-// store.ErrInvalidArgument, that suggests the registered name closest to
-// it. A lookup cannot list its variables, so a caller that passes its own
-// checks them with CheckEnv.
+// With a nil lookup, or os.LookupEnv, FromEnv reads the process
+// environment and first checks it with CheckEnv: an unknown
+// ARTIFACTSTORE_* variable (a typo such as ARTIFACTSTORE_VERSIONNG) is an
+// *UnknownVariableError, matching store.ErrInvalidArgument, that suggests
+// the registered name closest to it. Another lookup cannot list its
+// variables, so a caller that passes its own checks them with CheckEnv.
 func FromEnv(lookup func(string) (string, bool)) (Config, error) {
-	if lookup == nil {
-		var err error
-		if lookup, err = processEnv(); err != nil {
-			return Config{}, err
-		}
+	lookup, err := processEnv(lookup)
+	if err != nil {
+		return Config{}, err
 	}
 	get := func(name string) string {
 		v, _ := lookup(name)

@@ -32,8 +32,8 @@
 // refuses an ARTIFACTSTORE_* variable that is not registered (names
 // starting with ARTIFACTSTORE_TEST_ are left to tests) with an
 // *UnknownVariableError naming the closest registered one ("did you mean
-// ARTIFACTSTORE_VERSIONING?"); FromEnv(nil) checks the process
-// environment with it before reading.
+// ARTIFACTSTORE_VERSIONING?"); FromEnv(nil) and FromEnv(os.LookupEnv)
+// check the process environment with it before reading.
 //
 // # Credentials and transport
 //

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"strings"
 
 	"github.com/agnivade/levenshtein"
@@ -209,9 +210,13 @@ func closestVariable(name string) string {
 	return best
 }
 
-// processEnv is FromEnv's source when it is given no lookup: the process
-// environment, checked with CheckEnv first.
-func processEnv() (func(string) (string, bool), error) {
+// processEnv returns FromEnv's source for lookup: the process environment
+// when lookup is nil or os.LookupEnv itself, checked with CheckEnv first
+// (the one source whose names can be listed); lookup otherwise.
+func processEnv(lookup func(string) (string, bool)) (func(string) (string, bool), error) {
+	if lookup != nil && reflect.ValueOf(lookup).Pointer() != reflect.ValueOf(os.LookupEnv).Pointer() {
+		return lookup, nil
+	}
 	if err := CheckEnv(os.Environ()); err != nil {
 		return nil, fmt.Errorf("setup: %w", err)
 	}

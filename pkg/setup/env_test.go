@@ -173,6 +173,13 @@ func TestFromEnvRejectsUnknownVariable(t *testing.T) {
 	if c.FileDir != "" {
 		t.Errorf("FromEnv returned a configuration with its error: %v", c)
 	}
+	if _, err := FromEnv(os.LookupEnv); !errors.As(err, &u) {
+		t.Errorf("FromEnv(os.LookupEnv) err = %v, want an *UnknownVariableError", err)
+	}
+	// A lookup of the caller's own cannot be listed: not checked.
+	if _, err := FromEnv(func(name string) (string, bool) { return os.LookupEnv(name) }); err != nil {
+		t.Errorf("FromEnv(a lookup of its own) = %v", err)
+	}
 	t.Setenv("ARTIFACTSTORE_VERSIONNG", "")
 	if c, err := FromEnv(nil); err != nil || c.FileDir == "" {
 		t.Fatalf("FromEnv(nil) with the typo emptied = %v, %v", c, err)
