@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -138,6 +139,9 @@ func catalogRecord(m *manifest) (*catalog.Record, error) {
 	}
 	c := *m
 	c.Commits, c.Reclaimed = nil, nil
+	// m may be shared (the manifest cache): encodeManifest fills the
+	// versions' cached encodings, so it gets copies of them.
+	c.Versions = slices.Clone(m.Versions)
 	data, err := encodeManifest(&c)
 	if err != nil {
 		return nil, fmt.Errorf("encode the catalog record of %s: %w", m.URI, err)

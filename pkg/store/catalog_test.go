@@ -355,3 +355,32 @@ func TestBackgroundCompaction(t *testing.T) {
 		t.Fatalf("search: %d, %v", len(mds), err)
 	}
 }
+
+// TestCatalogRecordLeavesSharedManifestAlone: building the catalog record
+// of a cached manifest (a query's or a compaction's read) while writers
+// clone the same manifest is not a data race (run with -race).
+func TestCatalogRecordLeavesSharedManifestAlone(t *testing.T) {
+	f := newFixture(t, memEnv(), Config{Versioning: true}, nil)
+	const uri = "artifact://s/t/log"
+	mustUpload(t, f.s, uri, []byte("one"), UploadOptions{})
+	mustUpload(t, f.s, uri, []byte("two"), UploadOptions{})
+	fresh := newFixtureOn(t, f.b, f.locker, Config{}, nil).s
+	m, _, err := fresh.readManifest(context.Background(), csParse(t, uri))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 50 {
+				if _, err := catalogRecord(m); err != nil {
+					t.Error(err)
+				}
+				if c := m.clone(); len(c.Versions) != 2 {
+					t.Error("clone")
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
