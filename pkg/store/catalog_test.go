@@ -197,20 +197,7 @@ func TestCatalogPages(t *testing.T) {
 	mustUpload(t, f.s, "artifact://spec01/task02/zzz", []byte("in the log"), UploadOptions{})
 	for _, flt := range []Filter{{}, {Type: "log"}, {Tags: []string{"flaky"}}, {Spec: "spec01"}} {
 		want := scanSearch(t, f.s, flt)
-		var got []string
-		p := Page{Limit: 4}
-		for pages := 0; ; pages++ {
-			mds, next, err := f.s.SearchPage(ctx, flt, p)
-			if err != nil || len(mds) > 4 || pages > 20 {
-				t.Fatalf("page %d of %+v: %d results, %v", pages, flt, len(mds), err)
-			}
-			got = append(got, uris(t, mds)...)
-			if next == "" {
-				break
-			}
-			p.After = next
-		}
-		if !slices.Equal(got, want) {
+		if got := allPages(t, f.s, flt, 4); !slices.Equal(got, want) {
 			t.Fatalf("pages of %+v:\n got %v\nwant %v", flt, got, want)
 		}
 	}
@@ -383,4 +370,23 @@ func TestCatalogRecordLeavesSharedManifestAlone(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// allPages follows SearchPage's cursors from the first page to the last
+// and returns the URIs of every page, checking each page's size.
+func allPages(t *testing.T, s *Store, f Filter, limit int) []string {
+	t.Helper()
+	var got []string
+	p := Page{Limit: limit}
+	for pages := 0; ; pages++ {
+		mds, next, err := s.SearchPage(context.Background(), f, p)
+		if err != nil || len(mds) > limit || pages > 100 {
+			t.Fatalf("page %d of %+v: %d results, %v", pages, f, len(mds), err)
+		}
+		got = append(got, uris(t, mds)...)
+		if next == "" {
+			return got
+		}
+		p.After = next
+	}
 }

@@ -196,19 +196,7 @@ func checkCatalog(t *testing.T, s *Store, built bool) {
 		if err != nil || !slices.Equal(uris(t, mds), want) {
 			t.Fatalf("search %+v:\n got %v, %v\nwant %v", f, uris(t, mds), err, want)
 		}
-		var paged []string
-		for p := (Page{Limit: 2}); ; {
-			mds, next, err := s.SearchPage(ctx, f, p)
-			if err != nil {
-				t.Fatalf("page %+v of %+v: %v", p, f, err)
-			}
-			paged = append(paged, uris(t, mds)...)
-			if next == "" {
-				break
-			}
-			p.After = next
-		}
-		if !slices.Equal(paged, want) {
+		if paged := allPages(t, s, f, 2); !slices.Equal(paged, want) {
 			t.Fatalf("pages of %+v:\n got %v\nwant %v", f, paged, want)
 		}
 	}
