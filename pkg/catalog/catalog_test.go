@@ -130,19 +130,28 @@ func TestEntryKey(t *testing.T) {
 }
 
 func TestUsage(t *testing.T) {
-	r := &Root{}
-	m := r.UsageMap()
+	m := map[UsageKey]Totals{}
 	x := rec("a", "t", "log")
 	AddUsage(m, &x, 1)
 	AddUsage(m, &x, 1)
 	AddUsage(m, &x, -1)
-	r.SetUsage(m)
-	if len(r.Usage) != 1 || r.Usage[0].Totals != (Totals{Artifacts: 1, Versions: 1, Bytes: 10, StoredBytes: 4}) {
-		t.Fatalf("%+v", r.Usage)
+	y := rec("b", "t", "log")
+	AddUsage(m, &y, 1)
+	AddUsage(m, &y, -1) // a row counting nothing is dropped
+	data, ref, err := EncodeUsage(m)
+	if err != nil {
+		t.Fatal(err)
 	}
-	AddUsage(m, &x, -1)
-	r.SetUsage(m)
-	if len(r.Usage) != 0 {
-		t.Fatalf("empty rows kept: %+v", r.Usage)
+	ref.Key = SegmentPrefix + "usage"
+	got, err := DecodeUsage(data, ref)
+	if err != nil || len(got) != 1 || got[UsageKey{"a", "log"}] != (Totals{Artifacts: 1, Versions: 1, Bytes: 10, StoredBytes: 4}) {
+		t.Fatalf("%+v, %v", got, err)
+	}
+	data[len(data)-1] ^= 1
+	if _, err := DecodeUsage(data, ref); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("a flipped bit: %v", err)
+	}
+	if got, err := DecodeUsage(nil, UsageRef{}); err != nil || len(got) != 0 {
+		t.Fatalf("no usage object: %v, %v", got, err)
 	}
 }

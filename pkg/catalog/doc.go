@@ -13,6 +13,7 @@
 //
 //	_catalog/root.json                               the root (JSON, mutable)
 //	_catalog/segments/<ulid>.jsonl.gz                a segment (immutable)
+//	_catalog/segments/usage-<ulid>.json.gz           the usage totals (immutable)
 //	_catalog/log/<spec>/<task>/<type>/<commit id>    a log entry (empty, immutable)
 //
 // A segment is gzip-compressed JSON lines, two per Record, sorted by
@@ -27,7 +28,10 @@
 // SHA-256, first and last keys and statistics (records by type and by tag,
 // the ranges of current-version creation and update times, and by type
 // the oldest version of the artifacts that are not exempt from
-// retention), and holds the usage totals by spec and type. The segments
+// retention), and names (with length and SHA-256) the usage object: the
+// totals by spec and type as one gzip JSON array, which only usage
+// reports and compactions read, so that every query's read of the root
+// stays small however many specs there are. The segments
 // partition the key space: segment i covers the keys from its First up to
 // the next segment's First (the first one also those below its First), so
 // an artifact's record, if any, is in exactly one segment (Locate).

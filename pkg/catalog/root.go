@@ -1,7 +1,11 @@
 package catalog
 
 import (
+	"bytes"
 	"cmp"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -28,7 +32,8 @@ const Schema = 1
 // Root is the catalog's root object: the segments, which partition the
 // artifact keys in order (segment i holds the records whose keys are at
 // least Segments[i].First and below Segments[i+1].First; the first one
-// also those below its First), and the usage totals by spec and type.
+// also those below its First), and the object of the usage totals by spec
+// and type.
 type Root struct {
 	Schema int `json:"schema"`
 	// Generation counts the commits of the root.
@@ -41,8 +46,9 @@ type Root struct {
 	// ExemptTag is the tag whose artifacts SegmentInfo.Oldest leaves out.
 	ExemptTag string        `json:"exempt_tag"`
 	Segments  []SegmentInfo `json:"segments"`
-	// Usage is the totals by spec and type, sorted.
-	Usage []UsageRow `json:"usage"`
+	// Usage names the object holding the totals by spec and type (read by
+	// usage reports and compactions only, so that the root stays small).
+	Usage UsageRef `json:"usage"`
 }
 
 // UsageRow is the usage of one type of artifact in one spec.
@@ -69,6 +75,9 @@ func DecodeRoot(data []byte) (*Root, error) {
 	if r.Schema != Schema {
 		return nil, fmt.Errorf("%w: root has schema %d, this version reads %d", ErrCorrupt, r.Schema, Schema)
 	}
+	if r.Usage.Key != "" && !strings.HasPrefix(r.Usage.Key, SegmentPrefix) {
+		return nil, fmt.Errorf("%w: root: usage object %q outside %s", ErrCorrupt, r.Usage.Key, SegmentPrefix)
+	}
 	for i, s := range r.Segments {
 		if !strings.HasPrefix(s.Key, SegmentPrefix) || s.Records <= 0 || s.First > s.Last ||
 			i > 0 && r.Segments[i-1].Last >= s.First {
@@ -91,27 +100,61 @@ func (r *Root) Locate(key string) int {
 	return i - 1
 }
 
-// UsageMap returns the usage rows as a map.
-func (r *Root) UsageMap() map[UsageKey]Totals {
-	m := make(map[UsageKey]Totals, len(r.Usage))
-	for _, u := range r.Usage {
-		m[UsageKey{u.Spec, u.Type}] = u.Totals
-	}
-	return m
+// UsageRef names the usage object (the usage rows, gzip-compressed JSON,
+// sorted by spec and type) and how to check it. Zero: no usage (an empty
+// store).
+type UsageRef struct {
+	Key    string `json:"key,omitempty"`
+	Bytes  int64  `json:"bytes,omitempty"`
+	SHA256 string `json:"sha256,omitempty"`
 }
 
-// SetUsage replaces the usage rows by m (rows counting no artifact are
-// dropped), sorted by spec and type.
-func (r *Root) SetUsage(m map[UsageKey]Totals) {
-	r.Usage = r.Usage[:0]
+// EncodeUsage encodes m's rows (those counting something) as a usage
+// object; the returned UsageRef's Key is left to the caller.
+func EncodeUsage(m map[UsageKey]Totals) ([]byte, UsageRef, error) {
+	rows := make([]UsageRow, 0, len(m))
 	for k, t := range m {
 		if t != (Totals{}) {
-			r.Usage = append(r.Usage, UsageRow{Spec: k.Spec, Type: k.Type, Totals: t})
+			rows = append(rows, UsageRow{Spec: k.Spec, Type: k.Type, Totals: t})
 		}
 	}
-	slices.SortFunc(r.Usage, func(a, b UsageRow) int {
+	slices.SortFunc(rows, func(a, b UsageRow) int {
 		return cmp.Or(strings.Compare(a.Spec, b.Spec), strings.Compare(a.Type, b.Type))
 	})
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if err := json.NewEncoder(zw).Encode(rows); err != nil {
+		return nil, UsageRef{}, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, UsageRef{}, err
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	return buf.Bytes(), UsageRef{Bytes: int64(buf.Len()), SHA256: hex.EncodeToString(sum[:])}, nil
+}
+
+// DecodeUsage checks data against ref and returns its rows as a map
+// (empty for a zero ref). Anything unexpected matches ErrCorrupt.
+func DecodeUsage(data []byte, ref UsageRef) (map[UsageKey]Totals, error) {
+	m := map[UsageKey]Totals{}
+	if ref.Key == "" {
+		return m, nil
+	}
+	if err := checkObject(data, ref.Key, ref.Bytes, ref.SHA256); err != nil {
+		return nil, err
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	var rows []UsageRow
+	if err == nil {
+		err = json.NewDecoder(zr).Decode(&rows)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: usage %s: %v", ErrCorrupt, ref.Key, err)
+	}
+	for _, r := range rows {
+		m[UsageKey{r.Spec, r.Type}] = r.Totals
+	}
+	return m, nil
 }
 
 // AddUsage adds (sign 1) or subtracts (sign -1) rec's totals to m.

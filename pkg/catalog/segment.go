@@ -141,6 +141,16 @@ func widen(lo, hi *time.Time, t time.Time) {
 	}
 }
 
+// checkObject checks that data has the length and SHA-256 the root gives
+// for key.
+func checkObject(data []byte, key string, size int64, sha string) error {
+	sum := sha256.Sum256(data)
+	if int64(len(data)) != size || hex.EncodeToString(sum[:]) != sha {
+		return fmt.Errorf("%w: %s: %d bytes with SHA-256 %x, the root says %d bytes with %s", ErrCorrupt, key, len(data), sum, size, sha)
+	}
+	return nil
+}
+
 // readLine returns the next line of br without its newline (a copy); a
 // last line without one ends with io.EOF.
 func readLine(br *bufio.Reader) ([]byte, error) {
@@ -181,10 +191,8 @@ func TypeNeedle(typ string) Needle {
 // filter rejects, never the reverse), with their manifests; the others
 // are counted and skipped.
 func DecodeSegmentMatching(data []byte, info SegmentInfo, needles []Needle) ([]Record, error) {
-	sum := sha256.Sum256(data)
-	if int64(len(data)) != info.Bytes || hex.EncodeToString(sum[:]) != info.SHA256 {
-		return nil, fmt.Errorf("%w: segment %s: %d bytes with SHA-256 %x, the root says %d bytes with %s",
-			ErrCorrupt, info.Key, len(data), sum, info.Bytes, info.SHA256)
+	if err := checkObject(data, info.Key, info.Bytes, info.SHA256); err != nil {
+		return nil, err
 	}
 	zr, err := gzip.NewReader(bytes.NewReader(data))
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -223,7 +224,7 @@ func TestCatalogPages(t *testing.T) {
 // and the next compaction rebuilds the catalog.
 func TestCatalogNeverTrustsBadObjects(t *testing.T) {
 	ctx := context.Background()
-	for _, damage := range []string{"flip a segment byte", "delete a segment", "garble the root"} {
+	for _, damage := range []string{"flip a segment byte", "delete a segment", "garble the root", "flip a usage byte"} {
 		t.Run(damage, func(t *testing.T) {
 			f := newFixture(t, memEnv(), Config{Catalog: CatalogConfig{SegmentRecords: 8}}, nil)
 			populate(t, f.s, 2, 5)
@@ -240,6 +241,14 @@ func TestCatalogNeverTrustsBadObjects(t *testing.T) {
 				if err := f.b.Delete(ctx, segs[1]); err != nil {
 					t.Fatal(err)
 				}
+			case "flip a usage byte":
+				key := segs[len(segs)-1] // usage-<id>.json.gz sorts after the segments' ULIDs
+				if !strings.Contains(key, "usage-") {
+					t.Fatalf("no usage object among %v", segs)
+				}
+				data := readObject(t, f.b, key)
+				data[len(data)/2] ^= 0x40
+				writeObject(t, f.b, key, data)
 			case "garble the root":
 				writeObject(t, f.b, catalog.RootKey, []byte(`{"schema":1,"segments":[{"key":"elsewhere"}]}`))
 			}

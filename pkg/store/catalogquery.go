@@ -117,20 +117,11 @@ func (s *Store) search(ctx context.Context, f Filter, p Page, yield func(Metadat
 		return err
 	}
 	for _, md := range mds {
-		if catalogKey(mustParseArtifact(md.URI)) > after && !emit(md) {
+		if catalog.ArtifactKey(md.SpecName, md.TaskID, md.Type) > after && !emit(md) {
 			break
 		}
 	}
 	return nil
-}
-
-// mustParseArtifact parses a URI the store built.
-func mustParseArtifact(uri string) URI {
-	u, err := ParseURI(uri)
-	if err != nil {
-		panic("store: internal error: " + err.Error())
-	}
-	return u
 }
 
 // usageReport builds a UsageReport from the totals by spec and type.

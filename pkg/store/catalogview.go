@@ -174,24 +174,46 @@ const maxRootBytes = 256 << 20
 // that hold every needle (all without needles). A missing segment matches
 // errSegmentGone; a corrupt one catalog.ErrCorrupt (and errNoCatalog).
 func (s *Store) readSegment(ctx context.Context, si *catalog.SegmentInfo, needles ...catalog.Needle) ([]catalog.Record, error) {
-	rc, _, err := s.b.Get(ctx, si.Key)
+	return readCatalogObject(ctx, s, si.Key, si.Bytes, func(data []byte) ([]catalog.Record, error) {
+		return catalog.DecodeSegmentMatching(data, *si, needles)
+	})
+}
+
+// readUsage reads and checks the usage object root names (errors as
+// readSegment's).
+func (s *Store) readUsage(ctx context.Context, root *catalog.Root) (map[catalog.UsageKey]catalog.Totals, error) {
+	if root.Usage.Key == "" {
+		return catalog.DecodeUsage(nil, root.Usage)
+	}
+	return readCatalogObject(ctx, s, root.Usage.Key, root.Usage.Bytes, func(data []byte) (map[catalog.UsageKey]catalog.Totals, error) {
+		return catalog.DecodeUsage(data, root.Usage)
+	})
+}
+
+// readCatalogObject reads the immutable catalog object key (size bytes,
+// says the root) and decodes it. A missing object matches errSegmentGone;
+// one that decode finds corrupt errNoCatalog (and the Store notes the
+// catalog damaged).
+func readCatalogObject[T any](ctx context.Context, s *Store, key string, size int64, decode func([]byte) (T, error)) (T, error) {
+	var zero T
+	rc, _, err := s.b.Get(ctx, key)
 	if errors.Is(err, backend.ErrNotFound) {
-		return nil, fmt.Errorf("%w: %s", errSegmentGone, si.Key)
+		return zero, fmt.Errorf("%w: %s", errSegmentGone, key)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read catalog segment %s: %w", si.Key, err)
+		return zero, fmt.Errorf("read catalog object %s: %w", key, err)
 	}
 	defer rc.Close()
 	var buf bytes.Buffer
-	if _, err := io.Copy(&buf, io.LimitReader(rc, si.Bytes+1)); err != nil {
-		return nil, fmt.Errorf("read catalog segment %s: %w", si.Key, err)
+	if _, err := io.Copy(&buf, io.LimitReader(rc, size+1)); err != nil {
+		return zero, fmt.Errorf("read catalog object %s: %w", key, err)
 	}
-	recs, err := catalog.DecodeSegmentMatching(buf.Bytes(), *si, needles)
+	out, err := decode(buf.Bytes())
 	if err != nil {
 		s.catalogDamaged(err.Error())
-		return nil, fmt.Errorf("%w: %w", errNoCatalog, err)
+		return zero, fmt.Errorf("%w: %w", errNoCatalog, err)
 	}
-	return recs, nil
+	return out, nil
 }
 
 // item is one artifact a catalog walk yields: its record and, when known,
@@ -374,7 +396,10 @@ func overlaps(lo, hi, after, before time.Time) bool {
 // corrected for the artifacts in the log: their records in the segments
 // are subtracted and their manifests added.
 func (s *Store) usageFromCatalog(ctx context.Context, v *catalogView) (map[catalog.UsageKey]catalog.Totals, error) {
-	usage := v.root.UsageMap()
+	usage, err := s.readUsage(ctx, v.root)
+	if err != nil {
+		return nil, err
+	}
 	old, err := s.oldRecords(ctx, v)
 	if err != nil {
 		return nil, err

@@ -157,7 +157,10 @@ func (s *Store) foldLog(ctx context.Context, lease *lock.Lease, v *catalogView) 
 		i := v.root.Locate(k)
 		bySegment[i] = append(bySegment[i], catalog.Change{Key: k, Record: v.dirty[k].rec})
 	}
-	usage := v.root.UsageMap()
+	usage, err := s.readUsage(ctx, v.root)
+	if err != nil {
+		return rep, err
+	}
 	w := s.newSegmentWriter(ctx)
 	var segments []catalog.SegmentInfo
 	var replaced []string
@@ -202,6 +205,9 @@ func (s *Store) foldLog(ctx context.Context, lease *lock.Lease, v *catalogView) 
 	if err := s.publishRoot(ctx, lease, v, w, root, usage, &rep); err != nil {
 		return rep, err
 	}
+	if v.root.Usage.Key != "" {
+		replaced = append(replaced, v.root.Usage.Key)
+	}
 	rep.SegmentsDeleted = s.deleteSegments(ctx, replaced)
 	return rep, nil
 }
@@ -211,7 +217,15 @@ func (s *Store) foldLog(ctx context.Context, lease *lock.Lease, v *catalogView) 
 // root in rep. When the commit fails, the segments w wrote are deleted
 // (unless the commit may have landed).
 func (s *Store) publishRoot(ctx context.Context, lease *lock.Lease, v *catalogView, w *segmentWriter, root *catalog.Root, usage map[catalog.UsageKey]catalog.Totals, rep *CatalogReport) error {
-	root.SetUsage(usage)
+	data, ref, err := catalog.EncodeUsage(usage)
+	if err == nil {
+		ref.Key = catalog.SegmentPrefix + "usage-" + s.newID() + ".json.gz"
+		err = w.put(ref.Key, data, "application/gzip")
+	}
+	if err != nil {
+		return w.abort(err)
+	}
+	root.Usage = ref
 	if err := s.commitRoot(ctx, lease, root, v.rootETag); err != nil {
 		return w.abort(err)
 	}
@@ -347,11 +361,19 @@ func (w *segmentWriter) write(recs []catalog.Record) (catalog.SegmentInfo, error
 		return catalog.SegmentInfo{}, err
 	}
 	info.Key = catalog.SegmentPrefix + w.s.newID() + ".jsonl.gz"
-	if _, err := w.s.b.Put(w.ctx, info.Key, bytes.NewReader(data), int64(len(data)), backend.PutOptions{ContentType: "application/gzip"}); err != nil {
-		return catalog.SegmentInfo{}, fmt.Errorf("write catalog segment: %w", err)
+	if err := w.put(info.Key, data, "application/gzip"); err != nil {
+		return catalog.SegmentInfo{}, err
 	}
-	w.written = append(w.written, info.Key)
 	return info, nil
+}
+
+// put stores one new catalog object (a segment or a usage object).
+func (w *segmentWriter) put(key string, data []byte, contentType string) error {
+	if _, err := w.s.b.Put(w.ctx, key, bytes.NewReader(data), int64(len(data)), backend.PutOptions{ContentType: contentType}); err != nil {
+		return fmt.Errorf("write catalog object %s: %w", key, err)
+	}
+	w.written = append(w.written, key)
+	return nil
 }
 
 // abort deletes the segments written and returns err. When err leaves
@@ -431,7 +453,7 @@ func (s *Store) rebuildCatalog(ctx context.Context, lease *lock.Lease, v *catalo
 // deleteStraySegments deletes the segments root does not list that are
 // older than segmentGrace (by the backend's clock).
 func (s *Store) deleteStraySegments(ctx context.Context, root *catalog.Root) int {
-	listed := map[string]bool{}
+	listed := map[string]bool{root.Usage.Key: true}
 	for _, si := range root.Segments {
 		listed[si.Key] = true
 	}
