@@ -33,39 +33,9 @@ func TestStoreOnS3AndRedis(t *testing.T) {
 	t.Run("concurrent versioned uploads", func(t *testing.T) {
 		stores := []*store.Store{e.open(t, nil).Store, e.open(t, nil).Store}
 		const uri = "artifact://conformance/hot/log"
-		var (
-			got  acks
-			wg   sync.WaitGroup
-			errs = make(chan error, hammerWriters*hammerUploads)
-		)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		for w := range hammerWriters {
-			wg.Go(func() {
-				s := stores[w%len(stores)]
-				for i := range hammerUploads {
-					data := payload(fmt.Sprintf("writer %d", w), i)
-					md, err := s.UploadBytes(ctx, uri, data, store.UploadOptions{})
-					if err != nil {
-						errs <- fmt.Errorf("writer %d upload %d: %w", w, i, err)
-						continue
-					}
-					if md.SHA256 != sha(data) {
-						errs <- fmt.Errorf("writer %d upload %d: acknowledged sha %s", w, i, md.SHA256)
-					}
-					got.add(ackOf(t, md))
-				}
-			})
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Error(err)
-		}
-		n := checkAcked(t, stores[0], []string{uri}, got.all(), true)
-		if n != hammerWriters*hammerUploads {
-			t.Fatalf("%d versions, want %d", n, hammerWriters*hammerUploads)
-		}
+		n := hammer(ctx, t, stores, uri, hammerUploads)
 		// One blob per version: no orphan, nothing half-written.
 		if blobs := backendtest.Keys(t, e.raw(t), "blobs/conformance/hot/"); len(blobs) != n {
 			t.Fatalf("%d blobs for %d versions", len(blobs), n)
@@ -78,6 +48,28 @@ func TestStoreOnS3AndRedis(t *testing.T) {
 			if vs[i].Fence <= vs[i-1].Fence {
 				t.Fatalf("fence %d of version %d after fence %d", vs[i].Fence, vs[i].Version, vs[i-1].Fence)
 			}
+		}
+	})
+
+	t.Run("concurrent small uploads in manifests", func(t *testing.T) {
+		// Contents in the manifests: 16 writers on two Stores; with
+		// at most 4 x 256 bytes in a manifest, the oldest contents move
+		// to blobs every few versions.
+		small := func(c *setup.Config) { c.Store.InlineMaxBytes = 256 }
+		stores := []*store.Store{e.open(t, small).Store, e.open(t, small).Store}
+		const uri = "artifact://conformance/small/log"
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		hammer(ctx, t, stores, uri, 20)
+		if err := stores[1].VerifyChecksum(ctx, uri); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := stores[0].Reconcile(ctx, store.ReconcileOptions{})
+		if err != nil || len(rep.OrphanBlobs) != 0 || len(rep.MissingBlobs) != 0 || rep.Pending != 0 {
+			t.Fatalf("reconcile: %+v, %v", rep, err)
+		}
+		if rep.Blobs == 0 {
+			t.Fatalf("no content moved out of the manifest: %+v", rep)
 		}
 	})
 
@@ -370,4 +362,44 @@ func checkOnly(t *testing.T, e *env, s *store.Store, uri string, want ...store.M
 	if got := backendtest.Keys(t, e.raw(t), prefix); !slices.Equal(got, blobs) {
 		t.Fatalf("blobs %v, want %v: a refused writer's blob is left", got, blobs)
 	}
+}
+
+// hammer runs hammerWriters writers, spread over stores, each uploading
+// distinct content to uri uploads times, and checks that every
+// acknowledged upload is a version (and nothing else is). It returns the
+// number of versions.
+func hammer(ctx context.Context, t *testing.T, stores []*store.Store, uri string, uploads int) int {
+	t.Helper()
+	var (
+		got  acks
+		wg   sync.WaitGroup
+		errs = make(chan error, hammerWriters*uploads)
+	)
+	for w := range hammerWriters {
+		wg.Go(func() {
+			s := stores[w%len(stores)]
+			for i := range uploads {
+				data := payload(fmt.Sprintf("writer %d", w), i)
+				md, err := s.UploadBytes(ctx, uri, data, store.UploadOptions{})
+				if err != nil {
+					errs <- fmt.Errorf("writer %d upload %d: %w", w, i, err)
+					continue
+				}
+				if md.SHA256 != sha(data) {
+					errs <- fmt.Errorf("writer %d upload %d: acknowledged sha %s", w, i, md.SHA256)
+				}
+				got.add(ackOf(t, md))
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	n := checkAcked(t, stores[0], []string{uri}, got.all(), true)
+	if n != hammerWriters*uploads {
+		t.Fatalf("%d versions, want %d", n, hammerWriters*uploads)
+	}
+	return n
 }

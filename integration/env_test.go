@@ -39,6 +39,18 @@ type env struct {
 	// worker of the test.
 	lockExpiry  time.Duration
 	lockTimeout time.Duration
+	// inline lets stores and workers keep small contents in the
+	// manifests (store.Config.InlineMaxBytes, the default); off, every
+	// content is a blob, which most tests count, damage or lose.
+	inline bool
+}
+
+// inlineMaxBytes is store.Config.InlineMaxBytes in e.
+func (e *env) inlineMaxBytes() int {
+	if e.inline {
+		return store.DefaultInlineMaxBytes
+	}
+	return -1
 }
 
 // newEnv returns servers for a test that does not kill them: the external
@@ -66,7 +78,7 @@ func (e *env) config() setup.Config {
 		Lock:       setup.LockRedis,
 		Redis:      redislock.Config{Addrs: e.redis, DialTimeout: time.Second},
 		LockConfig: lock.Config{KeyPrefix: e.keyPrefix, Expiry: e.lockExpiry, RetryInterval: 20 * time.Millisecond},
-		Store:      store.Config{Versioning: true, LockTimeout: e.lockTimeout},
+		Store:      store.Config{Versioning: true, LockTimeout: e.lockTimeout, InlineMaxBytes: e.inlineMaxBytes()},
 	}
 }
 
@@ -124,6 +136,7 @@ func (e *env) environ(extra ...string) []string {
 		setup.EnvLockKeyPrefix+"="+e.keyPrefix,
 		setup.EnvLockRetryInterval+"=20ms",
 		"ARTIFACTSTORE_VERSIONING=true",
+		"ARTIFACTSTORE_INLINE_MAX_BYTES="+strconv.Itoa(e.inlineMaxBytes()),
 	)
 	if e.lockExpiry > 0 {
 		out = append(out, setup.EnvLockExpiry+"="+e.lockExpiry.String())

@@ -90,6 +90,7 @@ func versionListModel() porcupine.Model {
 // versions committed before it, no more.
 func TestVersionListsLinearizable(t *testing.T) {
 	e := newEnv(t, 3)
+	e.inline = true // small contents in the manifests, older ones moving to blobs
 	stores := []*store.Store{e.open(t, nil).Store, e.open(t, nil).Store, e.open(t, nil).Store}
 	uris := []string{"artifact://lin/task/log", "artifact://lin/task/diff"}
 	const clients, opsPerClient = 6, 16

@@ -441,6 +441,7 @@ func corruptBlob(t *testing.T, c *cli, uri string) {
 func TestVerify(t *testing.T) {
 	t.Parallel()
 	c := newCLI(t)
+	c.env["ARTIFACTSTORE_INLINE_MAX_BYTES"] = "-1" // blobs: the test damages and counts them
 	seed(t, c)
 	if r := c.ok("verify"); !strings.Contains(r.stdout, "checked 4 versions: 0 corrupt, 0 missing") {
 		t.Fatalf("verify on a healthy store: %q", r.stdout)
@@ -515,6 +516,7 @@ func TestCleanup(t *testing.T) {
 func TestReconcile(t *testing.T) {
 	t.Parallel()
 	c := newCLI(t)
+	c.env["ARTIFACTSTORE_INLINE_MAX_BYTES"] = "-1" // blobs: the test damages and counts them
 	seed(t, c)
 	var rep reconcileJSON
 	decode(t, c.ok("reconcile", "--json").stdout, &rep)

@@ -196,7 +196,11 @@ func runStat(ctx context.Context, a *app, c *command, args []string) error {
 		t.row("updated:", formatTime(md.UpdatedAt)+" ("+ago(md.UpdatedAt, now)+")")
 		t.row("tags:", joinOr(md.Tags, ", "))
 		t.row("metadata:", formatMeta(md.UserMetadata))
-		t.row("blob:", md.BlobKey)
+		blob := md.BlobKey
+		if blob == "" {
+			blob = "(none: the content is stored in the manifest)"
+		}
+		t.row("blob:", blob)
 		t.row("writer:", writer)
 		return t.flush()
 	})

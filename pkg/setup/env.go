@@ -73,6 +73,7 @@ func Variables() []Variable {
 		{p + "COMPRESSION", ReadByStore, "gzip uploads of COMPRESSION_MIN_SIZE bytes or more", "`false`", "`true`"},
 		{p + "COMPRESSION_MIN_SIZE", ReadByStore, "smallest upload compressed, in bytes", "`1024`", "`65536`"},
 		{p + "COMPRESSION_LEVEL", ReadByStore, "gzip level, 1 (fastest) to 9 (smallest)", "`1`", "`6`"},
+		{p + "INLINE_MAX_BYTES", ReadByStore, "largest content stored inside its manifest (one request to write or read it); `-1`: never", "`8192`", "`4096`"},
 		{p + "DISABLE_VERIFY", ReadByStore, "skip the SHA-256 check of downloads", "`false`", "`true`"},
 		{p + "RETRY_MAX", ReadByStore, "retries of a failed backend call (negative: none)", "`3`", "`5`"},
 		{p + "RETRY_INITIAL", ReadByStore, "first retry delay (exponential, full jitter)", "`100ms`", "`250ms`"},

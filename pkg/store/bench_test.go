@@ -278,10 +278,17 @@ func BenchmarkUpload4KiB(b *testing.B) {
 	})
 	b.Run("interleaved", func(b *testing.B) {
 		i := 0
+		changed := bytes.Clone(data) // a new version's content: its last bytes change
 		interleaved(b, map[string]func(){
 			"store": func() {
 				i++
 				if _, err := rig.s.UploadBytes(ctx, "artifact://bench/il-"+strconv.Itoa(i)+"/log", data, UploadOptions{}); err != nil {
+					b.Fatal(err)
+				}
+			},
+			"newversion": func() {
+				copy(changed[len(changed)-8:], fmt.Sprintf("%08d", i))
+				if _, err := rig.s.UploadBytes(ctx, "artifact://bench/nv/log", changed, UploadOptions{}); err != nil {
 					b.Fatal(err)
 				}
 			},
@@ -296,7 +303,7 @@ func BenchmarkUpload4KiB(b *testing.B) {
 					b.Fatal(err)
 				}
 			},
-		}, []string{"store", "minio", "minio-samekey"})
+		}, []string{"store", "newversion", "minio", "minio-samekey"})
 	})
 }
 
@@ -443,7 +450,7 @@ func BenchmarkUploadManyVersions(b *testing.B) {
 			ctx := context.Background()
 			u := URI{Spec: "bench", Task: "many", Type: "log"}
 			m := &manifest{manifestHeader: manifestHeader{
-				Schema: manifestSchema, URI: u.String(), Spec: u.Spec, Task: u.Task, Type: u.Type,
+				Schema: schemaBlobs, URI: u.String(), Spec: u.Spec, Task: u.Task, Type: u.Type,
 				Tags: []string{}, Created: time.Now().UTC(), Updated: time.Now().UTC(), NextVersion: n + 1, Commit: "seed",
 			}}
 			for i := 1; i <= n; i++ {

@@ -131,8 +131,8 @@ func (s *Store) endIntent(ctx context.Context, in *intent, committed, uncertain 
 func catalogKey(u URI) string { return catalog.ArtifactKey(u.Spec, u.Task, u.Type) }
 
 // catalogRecord is m's record in the catalog (nil for nil or a
-// tombstone): its manifest without the commit history and reclaimed list,
-// which no query needs.
+// tombstone): its manifest without the commit history, the reclaimed list
+// and the content stored in it, which no query needs.
 func catalogRecord(m *manifest) (*catalog.Record, error) {
 	if m == nil || m.Deleted {
 		return nil, nil
@@ -142,6 +142,11 @@ func catalogRecord(m *manifest) (*catalog.Record, error) {
 	// m may be shared (the manifest cache): encodeManifest fills the
 	// versions' cached encodings, so it gets copies of them.
 	c.Versions = slices.Clone(m.Versions)
+	for i := range c.Versions {
+		if v := &c.Versions[i]; len(v.Inline) > 0 {
+			v.Inline, v.raw = nil, nil
+		}
+	}
 	data, err := encodeManifest(&c)
 	if err != nil {
 		return nil, fmt.Errorf("encode the catalog record of %s: %w", m.URI, err)

@@ -43,6 +43,8 @@ func runCatalogHistory(t *testing.T, seed uint64, steps int) {
 	cfg := Config{
 		Versioning: true, Now: clock.Now, LockTimeout: 2 * time.Second,
 		Catalog: CatalogConfig{SegmentRecords: 3 + rng.IntN(4), CompactEvery: -1},
+		// Half the seeds store small contents inside the manifests.
+		InlineMaxBytes: []int{-1, 16}[seed%2],
 	}
 	stores := []*Store{newFixtureOn(t, shared, l, cfg, nil).s, newFixtureOn(t, shared, l, cfg, nil).s}
 	var uris []string

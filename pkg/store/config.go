@@ -22,7 +22,13 @@ const (
 	DefaultMaxConflictRetries = 10
 	DefaultConflictBackoff    = 10 * time.Millisecond
 	DefaultListConcurrency    = 32
+	DefaultInlineMaxBytes     = 8 << 10
 )
+
+// MaxInlineBytesLimit bounds Config.InlineMaxBytes: a manifest holds at
+// most four times that much content (see Config.InlineMaxBytes), far below
+// MaxManifestBytes.
+const MaxInlineBytesLimit = 1 << 20
 
 // Config holds the store's settings. It is a plain value: the zero value of
 // each field means its default, stated in the field's comment. The locker's
@@ -62,6 +68,17 @@ type Config struct {
 	// gzip.BestCompression (9); 0 means the default. Default
 	// gzip.BestSpeed (1).
 	CompressionLevel int
+
+	// InlineMaxBytes: a content of known size up to this many bytes is
+	// stored inside the artifact's manifest (uncompressed, base64 in the
+	// JSON) instead of in a blob of its own, so that its upload is one
+	// conditional Put and reading the current version one Get. A
+	// manifest holds at most 4 x InlineMaxBytes of content: an upload that
+	// would pass that moves the oldest versions' contents to blobs (in
+	// the same commit) until at most half of it is left. Negative: never
+	// (every content is a blob, as before this setting existed). At most
+	// MaxInlineBytesLimit (1 MiB). Default 8 KiB.
+	InlineMaxBytes int
 
 	// DisableVerify skips the SHA-256 and size check on download
 	// (VerifyChecksum always checks). Default false (verify).
@@ -162,6 +179,9 @@ func (c Config) WithDefaults() Config {
 	if c.ListConcurrency == 0 {
 		c.ListConcurrency = DefaultListConcurrency
 	}
+	if c.InlineMaxBytes == 0 {
+		c.InlineMaxBytes = DefaultInlineMaxBytes
+	}
 	if c.ManifestCacheEntries == 0 {
 		c.ManifestCacheEntries = manifestCacheEntries
 	}
@@ -208,6 +228,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("store config: MaxMetadataBytes %d is negative", c.MaxMetadataBytes)
 	case c.MaxMetadataBytes > MaxMetadataBytesLimit:
 		return fmt.Errorf("store config: MaxMetadataBytes %d is more than %d (MaxMetadataBytesLimit)", c.MaxMetadataBytes, MaxMetadataBytesLimit)
+	case c.InlineMaxBytes > MaxInlineBytesLimit:
+		return fmt.Errorf("store config: InlineMaxBytes %d is more than %d (MaxInlineBytesLimit)", c.InlineMaxBytes, MaxInlineBytesLimit)
 	case c.MaxTags < 0:
 		return fmt.Errorf("store config: MaxTags %d is negative", c.MaxTags)
 	case c.MaxConflictRetries < 0:

@@ -37,7 +37,8 @@
 //
 // The manifest holds the artifact's tags, creation and update times, the
 // next version number and its versions; each version has its number, blob
-// key, the SHA-256 (hex) and size of the original content, the stored size,
+// key (or its content, see below), the SHA-256 (hex) and size of the
+// original content, the stored size,
 // the compression ("gzip" or none), the MIME type, the creation time, the
 // user metadata and the fence token and writer id of the commit that added
 // it. The manifest also keeps the ids of its last 64 commits ("commits"),
@@ -47,6 +48,22 @@
 // read the bucket. A manifest is only ever written by a conditional Put
 // (if-absent for a new artifact, if-ETag-matches otherwise), and only
 // Reconcile removes one (an old tombstone).
+//
+// Small contents live in the manifest: an upload of known size up to
+// Config.InlineMaxBytes (8 KiB) stores its content, uncompressed, in the
+// version's "inline" field (base64, as encoding/json writes bytes:
+// `jq -r '.versions[-1].inline' | base64 -d` reads it), with an empty
+// "blob" and "schema": 2 in the manifest (schema 1 manifests have no such
+// version; a release that reads only schema 1 refuses them rather than
+// misread them). Such an upload is one conditional Put (plus its entry
+// in the catalog's log) and a read of the current version one Get. A
+// manifest holds at most 4 x InlineMaxBytes of content: the upload that
+// would pass that moves the contents of the oldest versions to new blobs,
+// written before its commit and referenced by it, until at most half is
+// left, so the manifest's size stays bounded whatever the number of
+// versions. Verify, Export, Reconcile, the catalog (whose segments leave
+// the content out) and the quota (stored size = size) treat such a
+// version like any other.
 //
 // User metadata (UploadOptions.UserMetadata) maps keys to JSON values of
 // any type; each version stores each value's JSON encoding (a manifest
@@ -81,7 +98,12 @@
 //  4. Read the manifest and its ETag. (When this Store has never seen the
 //     artifact, an upload first tries to create the manifest with an
 //     if-absent Put, saving the read; if the artifact exists after all, the
-//     protocol continues from the manifest read back.)
+//     protocol continues from the manifest read back. Likewise, on a
+//     write's first attempt, when the manifest this Store holds is the
+//     one it committed (not read since) and the write adds a version,
+//     the new manifest is built on that copy and Put if its ETag still
+//     matches; a failed condition continues from the manifest read back.
+//     No-ops, deletes and tag changes are always decided on a read.)
 //     Meanwhile the write announces itself in the catalog's log (an
 //     empty object naming the artifact and the commit id; for a small
 //     upload, Put while its content travels in step 2), which step 6
@@ -115,7 +137,9 @@
 //     the manifest unchanged means it did not land, and the same bytes are
 //     sent again under the same condition (at most Config.Retry.MaxRetries
 //     times, re-checking the lease, and, for a create, only while the new
-//     blob exists: an absent manifest may also be a deleted one), so that
+//     blob exists, or for a content stored in the manifest only while a
+//     refresh confirms the lease held throughout (without a lock:
+//     ErrUnknownOutcome): an absent manifest may also be a deleted one), so that
 //     of all the attempts at most one lands; the manifest changed without
 //     it means it did not land and
 //     never will: another writer committed since step 4, so the lease was

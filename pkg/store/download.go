@@ -74,8 +74,10 @@ func (s *Store) Open(ctx context.Context, uri string) (rc io.ReadCloser, md Meta
 
 // OpenVersion opens the content of the version md describes (as returned by
 // Stat, Versions, ListTask, Search or Upload) without reading the manifest
-// again: one round trip. When that version has been pruned or replaced
-// since, the error matches ErrNotFound. Verification is as for Open.
+// again: one round trip, the blob's GET, or for a content stored in the
+// manifest (md.BlobKey empty) the manifest's. When that version has been
+// pruned or replaced since, the error matches ErrNotFound. Verification is
+// as for Open.
 func (s *Store) OpenVersion(ctx context.Context, md Metadata) (rc io.ReadCloser, err error) {
 	ctx, end := s.begin(ctx, "open-version", md.URI)
 	defer func() { end(err) }()
@@ -86,12 +88,29 @@ func (s *Store) OpenVersion(ctx context.Context, md Metadata) (rc io.ReadCloser,
 	switch {
 	case u.Version == 0 || u.Version != md.Version:
 		return nil, invalidf("metadata of %s names no version", md.URI)
+	case md.BlobKey == "":
+		return s.openStoredVersion(ctx, u, md)
 	case !strings.HasPrefix(md.BlobKey, blobPrefix(u)) || backend.ValidateKey(md.BlobKey) != nil:
 		return nil, invalidf("metadata of %s: blob key %q is not one of its blobs", md.URI, md.BlobKey)
 	case !isHexSHA256(md.SHA256) || md.Size < 0:
 		return nil, invalidf("metadata of %s: malformed sha256 or size", md.URI)
 	}
 	return s.openBlob(ctx, blobRef{key: md.BlobKey, sha256: md.SHA256, size: md.Size, compressed: md.Compressed}, !s.cfg.DisableVerify)
+}
+
+// openStoredVersion is OpenVersion of a version whose content md says is
+// stored in the manifest: the manifest's version of that number, if it is
+// still the same content (it may have moved to a blob since).
+func (s *Store) openStoredVersion(ctx context.Context, u URI, md Metadata) (io.ReadCloser, error) {
+	m, _, err := s.readManifest(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	v := m.find(u.Version)
+	if v == nil || v.SHA256 != md.SHA256 || v.Size != md.Size || !v.Created.Equal(md.CreatedAt) {
+		return nil, errNotFound(u, nil)
+	}
+	return s.openContent(ctx, v, !s.cfg.DisableVerify)
 }
 
 // open is the read protocol: read the manifest (no lock), pick the version,
@@ -108,8 +127,9 @@ func (s *Store) open(ctx context.Context, u URI, verify bool) (io.ReadCloser, Me
 		m   *manifest
 		err error
 	)
-	if guess := s.manifests.peek(manifestKey(u)); guess != nil {
-		if gv := guess.find(u.Version); gv != nil {
+	if guess := s.manifests.peek(manifestKey(u)).m; guess != nil {
+		// (A version stored in the manifest needs no second request.)
+		if gv := guess.find(u.Version); gv != nil && !gv.inline() {
 			var rc io.ReadCloser
 			if m, rc, err = s.openSpeculative(ctx, u, refOf(gv), verify); err != nil {
 				return nil, Metadata{}, err
@@ -129,7 +149,7 @@ func (s *Store) open(ctx context.Context, u URI, verify bool) (io.ReadCloser, Me
 		if v == nil {
 			return nil, Metadata{}, errNotFound(u, nil)
 		}
-		rc, err := s.openBlob(ctx, refOf(v), verify)
+		rc, err := s.openContent(ctx, v, verify)
 		if err == nil {
 			return rc, metadataOf(m, v), nil
 		}
@@ -183,6 +203,28 @@ type blobRef struct {
 
 func refOf(v *version) blobRef {
 	return blobRef{key: v.Blob, sha256: v.SHA256, size: v.Size, compressed: v.Compression != ""}
+}
+
+// String names the content in messages.
+func (r blobRef) String() string {
+	if r.key == "" {
+		return "the content stored in the manifest"
+	}
+	return fmt.Sprintf("blob %q", r.key)
+}
+
+// openContent opens the content of version v: its blob, or the content
+// the manifest holds (no request), checked the same way.
+func (s *Store) openContent(ctx context.Context, v *version, verify bool) (io.ReadCloser, error) {
+	if !v.inline() {
+		return s.openBlob(ctx, refOf(v), verify)
+	}
+	src := &sourceReader{r: bytes.NewReader(v.Inline)}
+	vr := &verifyReader{r: src, src: src, closer: io.NopCloser(nil), ref: refOf(v)}
+	if verify {
+		vr.h = sha256.New()
+	}
+	return vr, nil
 }
 
 // openBlob opens a blob as the verified, decompressed content stream. A
@@ -291,26 +333,26 @@ func (v *verifyReader) consume(data []byte, err error) (int, error) {
 	v.n += int64(n)
 	switch {
 	case v.n > v.ref.size:
-		v.err = integrityf("blob %q holds more than the recorded %d bytes", v.ref.key, v.ref.size)
+		v.err = integrityf("%s holds more than the recorded %d bytes", v.ref, v.ref.size)
 		return 0, v.err
 	case err == io.EOF:
 		if v.n != v.ref.size {
-			v.err = integrityf("blob %q holds %d bytes, %d recorded", v.ref.key, v.n, v.ref.size)
+			v.err = integrityf("%s holds %d bytes, %d recorded", v.ref, v.n, v.ref.size)
 			return n, v.err
 		}
 		if v.h != nil {
 			if sum := hex.EncodeToString(v.h.Sum(nil)); sum != v.ref.sha256 {
-				v.err = integrityf("blob %q: sha256 %s, %s recorded", v.ref.key, sum, v.ref.sha256)
+				v.err = integrityf("%s: sha256 %s, %s recorded", v.ref, sum, v.ref.sha256)
 				return n, v.err
 			}
 		}
 		v.err = io.EOF
 	case err != nil:
 		if v.src.err != nil {
-			v.err = fmt.Errorf("read blob %q: %w", v.ref.key, err)
+			v.err = fmt.Errorf("read %s: %w", v.ref, err)
 		} else {
 			// Not the stream's failure: the decompressor's.
-			v.err = integrityf("blob %q: %v", v.ref.key, err)
+			v.err = integrityf("%s: %v", v.ref, err)
 		}
 		return n, v.err
 	}

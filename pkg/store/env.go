@@ -73,6 +73,7 @@ func envVars() []envVar {
 		{"COMPRESSION", envBool(func(c *Config) *bool { return &c.Compression })},
 		{"COMPRESSION_MIN_SIZE", envInt64(func(c *Config) *int64 { return &c.CompressionMinSize })},
 		{"COMPRESSION_LEVEL", envInt(func(c *Config) *int { return &c.CompressionLevel })},
+		{"INLINE_MAX_BYTES", envInt(func(c *Config) *int { return &c.InlineMaxBytes })},
 		{"DISABLE_VERIFY", envBool(func(c *Config) *bool { return &c.DisableVerify })},
 		{"RETRY_MAX", envInt(func(c *Config) *int { return &c.Retry.MaxRetries })},
 		{"RETRY_INITIAL", envDuration(func(c *Config) *time.Duration { return &c.Retry.Initial })},
@@ -97,7 +98,8 @@ func envVars() []envVar {
 // ConfigFromEnv builds a Config from ARTIFACTSTORE_* variables read through
 // lookup (os.LookupEnv when nil): DISABLE_LOCKING, LOCK_TIMEOUT (a Go
 // duration, "30s"), VERSIONING, MAX_VERSIONS, COMPRESSION,
-// COMPRESSION_MIN_SIZE (bytes), COMPRESSION_LEVEL, DISABLE_VERIFY, RETRY_MAX,
+// COMPRESSION_MIN_SIZE (bytes), COMPRESSION_LEVEL, INLINE_MAX_BYTES
+// (bytes, -1 for never), DISABLE_VERIFY, RETRY_MAX,
 // RETRY_INITIAL, RETRY_MAX_DELAY, MAX_METADATA_BYTES, MAX_TAGS,
 // MAX_CONFLICT_RETRIES, CONFLICT_BACKOFF, LIST_CONCURRENCY,
 // MANIFEST_CACHE_ENTRIES, WRITER_ID,

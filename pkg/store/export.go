@@ -236,7 +236,7 @@ func (s *Store) exportArtifact(ctx context.Context, zw *zip.Writer, it *exportIt
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		rc, err := s.openBlob(ctx, refOf(&v), true)
+		rc, err := s.openContent(ctx, &v, true)
 		if errors.Is(err, ErrNotFound) && !reread {
 			reread = true
 			m, _, rerr := s.readManifest(ctx, it.uri)

@@ -98,6 +98,13 @@ func newFixtureOn(t *testing.T, b backend.Backend, l lock.Locker, cfg Config, wr
 		// would make request counts and logs depend on chance.
 		cfg.Catalog.CompactEvery = -1
 	}
+	if cfg.InlineMaxBytes == 0 {
+		// Most tests look at blobs (their keys, counts, faults on their
+		// Puts): their small contents would go inside the manifests by
+		// default. The tests of that path, and the property tests, set
+		// InlineMaxBytes themselves.
+		cfg.InlineMaxBytes = -1
+	}
 	if cfg.Retry.Initial == 0 {
 		// Fast retries: the tests inject transient faults on purpose.
 		cfg.Retry.Initial = time.Millisecond
@@ -362,7 +369,7 @@ func (r *errAfterReader) Read(p []byte) (int, error) {
 // under prefix after it is armed, until released: the "pause" of a writer.
 type gate struct {
 	backend.Backend
-	op     string // "get" or "put"
+	op     string // "get", "put", or "" for either
 	prefix string
 
 	mu      sync.Mutex
@@ -383,7 +390,7 @@ func (g *gate) arm() {
 
 func (g *gate) pass(ctx context.Context, op, key string) error {
 	g.mu.Lock()
-	hit := g.armed && op == g.op && strings.HasPrefix(key, g.prefix)
+	hit := g.armed && (g.op == "" || op == g.op) && strings.HasPrefix(key, g.prefix)
 	if hit {
 		g.armed = false
 	}

@@ -15,9 +15,25 @@ import (
 	"github.com/necrocode/artifactstore/pkg/backend"
 )
 
-// manifestSchema is the version of the manifest JSON this package writes. A
-// manifest with a newer schema is refused rather than misread.
-const manifestSchema = 1
+// The versions of the manifest JSON this package writes: schemaBlobs when
+// every version's content is a blob, schemaInline when a version's content
+// is inside the manifest (version.Inline), which earlier releases would
+// misread as a version without content. A manifest with a newer schema is
+// refused rather than misread.
+const (
+	schemaBlobs  = 1
+	schemaInline = 2
+)
+
+// schemaOf is the schema m is written with.
+func schemaOf(m *manifest) int {
+	for i := range m.Versions {
+		if m.Versions[i].inline() {
+			return schemaInline
+		}
+	}
+	return schemaBlobs
+}
 
 // maxManifestBytes bounds how much of a manifest object is read, so a stray
 // huge object under manifests/ cannot exhaust memory. It is four times
@@ -110,8 +126,15 @@ type manifestHeader struct {
 // once built: mutations add and remove versions, never change one (its
 // Metadata map is shared between clones of a manifest).
 type version struct {
-	Version int    `json:"version"`
-	Blob    string `json:"blob"`
+	Version int `json:"version"`
+	// Blob is the key of the blob holding the content; empty when the
+	// content is Inline.
+	Blob string `json:"blob"`
+	// Inline is the content itself, uncompressed (base64 in the JSON), for
+	// a content of at most Config.InlineMaxBytes stored inside the
+	// manifest (Blob empty). The catalog's copy of a manifest leaves it
+	// out.
+	Inline []byte `json:"inline,omitempty"`
 	// SHA256 is the hex digest of the original (uncompressed) content.
 	SHA256 string `json:"sha256"`
 	// Size is the original length; StoredSize the length of the blob.
@@ -165,20 +188,36 @@ func (m *manifest) clone() *manifest {
 	return &c
 }
 
-// blobs returns the blob keys of every version.
+// inline reports whether v's content is inside the manifest.
+func (v *version) inline() bool { return v.Blob == "" }
+
+// blobs returns the blob keys of every version whose content is a blob.
 func (m *manifest) blobs() []string {
-	keys := make([]string, len(m.Versions))
-	for i, v := range m.Versions {
-		keys[i] = v.Blob
+	keys := make([]string, 0, len(m.Versions))
+	for _, v := range m.Versions {
+		if !v.inline() {
+			keys = append(keys, v.Blob)
+		}
 	}
 	return keys
+}
+
+// inlineBytes is the size of the content m holds inline.
+func (m *manifest) inlineBytes() int64 {
+	var n int64
+	for _, v := range m.Versions {
+		if v.inline() {
+			n += v.Size
+		}
+	}
+	return n
 }
 
 // validate checks that m is a well-formed record of the artifact u.
 func (m *manifest) validate(u URI) error {
 	switch {
-	case m.Schema != manifestSchema:
-		return fmt.Errorf("schema %d, this version of the store reads %d", m.Schema, manifestSchema)
+	case m.Schema != schemaBlobs && m.Schema != schemaInline:
+		return fmt.Errorf("schema %d, this version of the store reads %d and %d", m.Schema, schemaBlobs, schemaInline)
 	case m.Spec != u.Spec || m.Task != u.Task || m.Type != u.Type || m.URI != u.Artifact().String():
 		return fmt.Errorf("records artifact %q, stored as %q", m.URI, u.Artifact())
 	case m.Deleted && (len(m.Versions) > 0 || len(m.Tags) > 0):
@@ -203,7 +242,11 @@ func (m *manifest) validate(u URI) error {
 			continue
 		}
 		switch {
-		case len(v.Blob) <= len(prefix) || v.Blob[:len(prefix)] != prefix || backend.ValidateKey(v.Blob) != nil:
+		case v.inline() && (m.Schema != schemaInline || v.Compression != "" || v.StoredSize != v.Size):
+			return fmt.Errorf("version %d: no blob key, and not inline content", v.Version)
+		case !v.inline() && len(v.Inline) > 0:
+			return fmt.Errorf("version %d: both a blob and inline content", v.Version)
+		case !v.inline() && (len(v.Blob) <= len(prefix) || v.Blob[:len(prefix)] != prefix || backend.ValidateKey(v.Blob) != nil):
 			return fmt.Errorf("version %d: blob key %q outside %q", v.Version, v.Blob, prefix)
 		case !isHexSHA256(v.SHA256):
 			return fmt.Errorf("version %d: malformed sha256 %q", v.Version, v.SHA256)
@@ -337,6 +380,8 @@ type manifestCache struct {
 type cachedManifest struct {
 	etag string
 	m    *manifest
+	// committed: this Store wrote it (rather than read it).
+	committed bool
 }
 
 func newManifestCache(maxEntries int) *manifestCache {
@@ -355,30 +400,29 @@ func (c *manifestCache) get(key, etag string) *manifest {
 	return nil
 }
 
-// peek returns the cached manifest of key whatever its ETag (it may be
-// stale), nil when there is none.
-func (c *manifestCache) peek(key string) *manifest {
+// peek returns the cached entry of key whatever its ETag is now (it may be
+// stale); its m is nil when there is none.
+func (c *manifestCache) peek(key string) cachedManifest {
 	if c == nil {
-		return nil
+		return cachedManifest{}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.entries[key].m
+	return c.entries[key]
 }
 
-// known reports whether key has an entry (whatever its ETag).
-func (c *manifestCache) known(key string) bool {
-	if c == nil {
-		return false
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_, ok := c.entries[key]
-	return ok
-}
-
+// put caches m, read with etag.
 func (c *manifestCache) put(key, etag string, m *manifest) {
-	if c == nil || etag == "" || c.maxEntries <= 0 {
+	c.add(key, cachedManifest{etag: etag, m: m})
+}
+
+// putCommitted caches m, which this Store committed, stored with etag.
+func (c *manifestCache) putCommitted(key, etag string, m *manifest) {
+	c.add(key, cachedManifest{etag: etag, m: m, committed: true})
+}
+
+func (c *manifestCache) add(key string, e cachedManifest) {
+	if c == nil || e.etag == "" || c.maxEntries <= 0 {
 		return
 	}
 	c.mu.Lock()
@@ -389,7 +433,7 @@ func (c *manifestCache) put(key, etag string, m *manifest) {
 			break
 		}
 	}
-	c.entries[key] = cachedManifest{etag: etag, m: m}
+	c.entries[key] = e
 }
 
 func (c *manifestCache) remove(key string) {

@@ -14,7 +14,7 @@ func testManifest() *manifest {
 	created := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	return &manifest{
 		manifestHeader: manifestHeader{
-			Schema: manifestSchema, URI: u.String(), Spec: "s", Task: "t", Type: "diff",
+			Schema: schemaBlobs, URI: u.String(), Spec: "s", Task: "t", Type: "diff",
 			Tags: []string{"a", "b"}, Created: created, Updated: created.Add(time.Hour), NextVersion: 4,
 			Fence: 9, Writer: "host:1", Commit: "01J00000000000000000000000",
 		},
@@ -75,7 +75,10 @@ func TestManifestEncoding(t *testing.T) {
 func TestManifestValidation(t *testing.T) {
 	u := URI{Spec: "s", Task: "t", Type: "diff"}
 	bad := map[string]func(m *manifest){
-		"schema":              func(m *manifest) { m.Schema = 2 },
+		"schema":              func(m *manifest) { m.Schema = 3 },
+		"no blob, schema 1":   func(m *manifest) { m.Versions[0].Blob = "" },
+		"blob and inline":     func(m *manifest) { m.Schema, m.Versions[0].Inline = schemaInline, []byte("x") },
+		"compressed inline":   func(m *manifest) { m.Schema, m.Versions[1].Blob = schemaInline, "" },
 		"other artifact":      func(m *manifest) { m.Task = "x" },
 		"other uri":           func(m *manifest) { m.URI = "artifact://s/t/log" },
 		"no versions":         func(m *manifest) { m.Versions = nil },

@@ -61,7 +61,8 @@ type Metadata struct {
 	// tag change, prune).
 	UpdatedAt time.Time `json:"updated_at"`
 	// BlobKey is the backend key of the content, for OpenVersion and
-	// operators' tools.
+	// operators' tools; empty when the content is stored inside the
+	// artifact's manifest (Config.InlineMaxBytes).
 	BlobKey string `json:"blob_key"`
 	// Fence and Writer identify the commit that added this version: the
 	// fence token of the writer's lease (0 without locking) and the

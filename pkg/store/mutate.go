@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/necrocode/artifactstore/internal/backoff"
@@ -44,6 +45,16 @@ type change struct {
 	// to its Reclaimed list, so that no writer can commit a reference to
 	// them afterwards; they are garbage once it lands.
 	reclaim []string
+	// spill are contents that next moves from the manifest to new blobs
+	// (spillInline): written before the commit, deleted if it fails.
+	spill []spilledContent
+}
+
+// spilledContent is a content of a version moving out of its manifest.
+type spilledContent struct {
+	key         string
+	data        []byte
+	contentType string
 }
 
 // commitInfo identifies the commit a mutation is building.
@@ -134,7 +145,7 @@ func (s *Store) mutate(ctx context.Context, u URI, in *intent, apply mutation) (
 	// holds, or not at all).
 	marked := map[string]bool{}
 	for attempt := 0; ; attempt++ {
-		out, garbage, err := s.commitOnce(ctx, u, lease, in, apply, marked)
+		out, garbage, err := s.commitOnce(ctx, u, lease, in, apply, marked, attempt == 0)
 		if err == nil {
 			// The markers of the tags the commit removed go while the lock
 			// is held (index.go); never without locking.
@@ -230,12 +241,23 @@ func (s *Store) release(ctx context.Context, u URI, lease *lock.Lease) {
 // garbage to delete after the lock is released. An error matching
 // errPrecondition means another commit landed since the manifest was read.
 //
-// When this Store has never seen the artifact's manifest (a new artifact,
-// most likely) and the mutation can create it, the manifest is first Put
-// if-absent without being read: the condition makes that safe, and it
-// saves a round trip. If the artifact exists after all (or a tombstone
-// does), the protocol continues with the manifest read back.
-func (s *Store) commitOnce(ctx context.Context, u URI, lease *lock.Lease, in *intent, apply mutation, marked map[string]bool) (outcome, []string, error) {
+// Two guesses save the manifest's read, a round trip, when they are
+// likely right; the commit's condition makes them safe:
+//   - when this Store has never seen the artifact's manifest (a new
+//     artifact, most likely) and the mutation can create it, the manifest
+//     is Put if-absent;
+//   - on a write's first attempt (guess), when the manifest this Store
+//     holds is the one it committed itself (an artifact it keeps
+//     writing; no read since) and the change built on that copy adds a
+//     version (an upload of new content), it is Put if the copy's ETag
+//     still matches. Nothing else (a no-op, a delete, a tag change) is
+//     decided on a copy.
+//
+// If the guess was wrong (the condition fails) the protocol continues
+// with the manifest read back; if the change built on the copy fails
+// before it lands (a bound, a lease check, a failed Put known not to
+// land), it is built again on the manifest read.
+func (s *Store) commitOnce(ctx context.Context, u URI, lease *lock.Lease, in *intent, apply mutation, marked map[string]bool, guess bool) (outcome, []string, error) {
 	var fence uint64
 	if lease != nil {
 		fence = lease.Fence()
@@ -246,13 +268,29 @@ func (s *Store) commitOnce(ctx context.Context, u URI, lease *lock.Lease, in *in
 		base object
 		read bool
 	)
-	if !s.manifests.known(key) {
+	cached := s.manifests.peek(key)
+	switch {
+	case cached.m == nil:
 		if ch, err := apply(nil, info); err == nil && creates(ch) {
 			out, garbage, seen, err := s.commitChange(ctx, u, lease, in, object{}, ch, marked)
 			if !errors.Is(err, errPrecondition) {
 				return out, garbage, err
 			}
 			if seen != nil { // the manifest read while checking the commit
+				base, read = *seen, true
+			}
+		}
+	case guess && cached.committed && !cached.m.Deleted:
+		if ch, err := apply(cached.m, info); err == nil && ch.next != nil && ch.next.NextVersion > cached.m.NextVersion {
+			out, garbage, seen, err := s.commitChange(ctx, u, lease, in, object{m: cached.m, etag: cached.etag}, ch, marked)
+			switch {
+			case err == nil || out.uncertain:
+				return out, garbage, err
+			case errors.Is(err, errPrecondition) && lease != nil && (lease.Err() != nil || !time.Now().Before(lease.Until())):
+				// The condition failed and the lease is known lost: the
+				// refusal is the lease's (mutate says so), not the copy's.
+				return out, garbage, err
+			case seen != nil:
 				base, read = *seen, true
 			}
 		}
@@ -294,7 +332,39 @@ func creates(ch change) bool {
 // earlier attempt still in flight at most one lands. When none of that can
 // be learned, the error matches ErrUnknownOutcome and outcome.uncertain is
 // set.
-func (s *Store) commitChange(ctx context.Context, u URI, lease *lock.Lease, in *intent, base object, ch change, marked map[string]bool) (outcome, []string, *object, error) {
+func (s *Store) commitChange(ctx context.Context, u URI, lease *lock.Lease, in *intent, base object, ch change, marked map[string]bool) (out outcome, garbage []string, seen *object, err error) {
+	if len(ch.spill) == 0 || ch.noop {
+		return s.commitManifest(ctx, u, lease, in, base, ch, marked)
+	}
+	keys := make([]string, len(ch.spill))
+	for i, sp := range ch.spill {
+		keys[i] = sp.key
+	}
+	defer func() {
+		if err != nil && !out.uncertain {
+			s.deleteBlobs(ctx, "commit that did not land", keys)
+		}
+	}()
+	var (
+		wg   sync.WaitGroup
+		errs = make([]error, len(ch.spill))
+	)
+	for i, sp := range ch.spill {
+		wg.Go(func() {
+			if _, err := s.b.Put(ctx, sp.key, bytes.NewReader(sp.data), int64(len(sp.data)), backend.PutOptions{ContentType: sp.contentType}); err != nil {
+				errs[i] = fmt.Errorf("move the content of an older version of %s out of its manifest: %w", u, err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return outcome{}, nil, nil, err
+	}
+	return s.commitManifest(ctx, u, lease, in, base, ch, marked)
+}
+
+// commitManifest is commitChange once the blobs ch references exist.
+func (s *Store) commitManifest(ctx context.Context, u URI, lease *lock.Lease, in *intent, base object, ch change, marked map[string]bool) (outcome, []string, *object, error) {
 	cur := base.live()
 	if ch.noop {
 		return outcome{m: cur, noop: true}, ch.garbage, nil, nil
@@ -321,7 +391,7 @@ func (s *Store) commitChange(ctx context.Context, u URI, lease *lock.Lease, in *
 		fence = lease.Fence()
 	}
 	next, out, garbage := s.nextObject(base, ch, fenceOnly)
-	next.Schema = manifestSchema
+	next.Schema = schemaOf(next)
 	next.URI, next.Spec, next.Task, next.Type = u.String(), u.Spec, u.Task, u.Type
 	next.Fence, next.Writer, next.Commit = fence, s.cfg.WriterID, in.id
 	out.commit = next.Commit
@@ -372,7 +442,7 @@ func (s *Store) commitChange(ctx context.Context, u URI, lease *lock.Lease, in *
 		}
 		info, err := s.b.Put(ctx, key, bytes.NewReader(data), int64(len(data)), opts)
 		if err == nil {
-			s.manifests.put(key, info.ETag, next)
+			s.manifests.putCommitted(key, info.ETag, next)
 			return out, garbage, nil, nil
 		}
 		// The Put may have landed although it reports a failure (a lost
@@ -380,6 +450,10 @@ func (s *Store) commitChange(ctx context.Context, u URI, lease *lock.Lease, in *
 		// flight). The manifest's history tells.
 		seen, rerr := s.readBack(ctx, u)
 		switch {
+		case rerr != nil && try == 0 && errors.Is(err, backend.ErrPreconditionFailed):
+			// The first attempt refused: it did not land. (A re-send's
+			// refusal may be its earlier attempt landing first.)
+			return outcome{}, nil, nil, fmt.Errorf("write manifest of %s: refused (%v), and reading it again failed: %w", u, err, rerr)
 		case rerr != nil:
 			return outcome{uncertain: true}, nil, nil, fmt.Errorf("%w: write manifest of %s: %w (and reading it back failed: %w)", ErrUnknownOutcome, u, err, rerr)
 		case seen.m != nil && slices.Contains(seen.m.Commits, next.Commit):
@@ -400,10 +474,8 @@ func (s *Store) commitChange(ctx context.Context, u URI, lease *lock.Lease, in *
 			if base.m == nil {
 				// "No manifest" is not unique the way an ETag is: the
 				// create may have landed, been deleted, and its tombstone
-				// removed since. Its blob tells: a delete removes it (and
-				// if that failed, Reconcile fences the orphan in a
-				// tombstone it never removes, which fails the re-send).
-				if serr := s.blobsExist(ctx, ch.uses); serr != nil {
+				// removed since.
+				if serr := s.notDeletedSince(ctx, lease, ch.uses); serr != nil {
 					return outcome{uncertain: true}, nil, nil, fmt.Errorf("%w: write manifest of %s: the artifact does not exist, and %w: the commit may have landed and been deleted since (%w)", ErrUnknownOutcome, u, serr, err)
 				}
 			}
@@ -456,6 +528,26 @@ func (s *Store) nextObject(base object, ch change, fenceOnly bool) (*manifest, o
 	next.Deleted = false
 	next.Reclaimed = base.m.reclaimed()
 	return next, outcome{m: next, prev: cur}, ch.garbage
+}
+
+// notDeletedSince checks that a create that may have landed cannot have
+// been deleted since, tombstone included, so that sending it again cannot
+// bring it back. Its blobs tell: a delete removes them (and if that
+// failed, Reconcile fences the orphans in a tombstone it never removes,
+// which fails the re-send). A create without blobs (its content in the
+// manifest) needs the lease to have been held throughout, which a refresh
+// confirms: a delete and a tombstone removal take the lock.
+func (s *Store) notDeletedSince(ctx context.Context, lease *lock.Lease, uses []string) error {
+	switch {
+	case len(uses) > 0:
+		return s.blobsExist(ctx, uses)
+	case lease == nil:
+		return errors.New("without a lock nothing tells whether it was deleted since")
+	}
+	if err := lease.Refresh(ctx); err != nil {
+		return fmt.Errorf("the lock was not held throughout: %w", err)
+	}
+	return nil
 }
 
 // blobsExist checks that every blob of keys exists.
@@ -582,6 +674,7 @@ const cleanupTimeout = 30 * time.Second
 // deleteBlobs deletes keys, best effort: a failure is logged and left for
 // reconcile (issue 5), which removes unreferenced blobs after a grace period.
 func (s *Store) deleteBlobs(ctx context.Context, why string, keys []string) {
+	keys = slices.DeleteFunc(slices.Clone(keys), func(k string) bool { return k == "" }) // content in the manifest
 	if len(keys) == 0 {
 		return
 	}

@@ -189,7 +189,9 @@ func (s *Store) Reconcile(ctx context.Context, opts ReconcileOptions) (rep Recon
 		}
 		rep.Usage = rep.Usage.Plus(totalsOf(r.m))
 		for _, v := range r.m.Versions {
-			refs[v.Blob] = blobRefInfo{uri: r.uri, version: v.Version}
+			if !v.inline() {
+				refs[v.Blob] = blobRefInfo{uri: r.uri, version: v.Version}
+			}
 		}
 		return nil
 	})

@@ -75,14 +75,22 @@ func (s *Store) Upload(ctx context.Context, uri string, r io.Reader, size int64,
 	}
 
 	// A small upload announces its commit in the catalog's log while its
-	// content travels (catalog.go); a large one after, so that a long
+	// content travels (catalog.go), or while the lock is taken when the
+	// content goes inside the manifest; a large one after, so that a long
 	// transfer does not age its entry.
 	var in *intent
+	inline, err := s.inlineContent(r, size)
+	if err != nil {
+		return Metadata{}, wrapOp("upload", u, err)
+	}
 	if _, ok := r.(*bytesContent); ok || size != backend.SizeUnknown && size <= smallBlobSize {
 		in = s.beginIntent(ctx, u)
 	}
-	blob, err := s.writeBlobRetrying(ctx, u, r, size, ct)
-	if err != nil {
+	var blob blobInfo
+	if inline != nil {
+		sum := sha256.Sum256(inline)
+		blob = blobInfo{sha256: hex.EncodeToString(sum[:]), size: int64(len(inline)), storedSize: int64(len(inline))}
+	} else if blob, err = s.writeBlobRetrying(ctx, u, r, size, ct); err != nil {
 		s.endIntent(ctx, in, false, false)
 		return Metadata{}, wrapOp("upload", u, err)
 	}
@@ -97,6 +105,7 @@ func (s *Store) Upload(ctx context.Context, uri string, r io.Reader, size int64,
 	defer releaseQuota()
 	v := version{
 		Blob:        blob.key,
+		Inline:      inline,
 		SHA256:      blob.sha256,
 		Size:        blob.size,
 		StoredSize:  blob.storedSize,
@@ -134,6 +143,29 @@ type bytesContent struct {
 	data []byte
 }
 
+// inlineContent returns the content of an upload that goes inside the
+// manifest (Config.InlineMaxBytes): r's bytes (a copy: the manifest
+// outlives the call) when r's size is known and small enough, else nil.
+// A non-nil result is never nil for empty content.
+func (s *Store) inlineContent(r io.Reader, size int64) ([]byte, error) {
+	limit := int64(s.cfg.InlineMaxBytes)
+	if bc, ok := r.(*bytesContent); ok && bc.Len() == len(bc.data) {
+		size = int64(len(bc.data))
+		if size > limit {
+			return nil, nil
+		}
+		return append([]byte{}, bc.data...), nil
+	}
+	if size == backend.SizeUnknown || size > limit {
+		return nil, nil
+	}
+	data, err := readExactly(r, size)
+	if err != nil {
+		return nil, err
+	}
+	return data, nil
+}
+
 // smallBlobSize is the largest content of known size that writeBlob reads
 // into memory first, so that the backend gets a seekable body (one plain
 // request, retried by the decorator) instead of a stream.
@@ -164,13 +196,17 @@ func jsonEqual(a, b json.RawMessage) bool {
 
 // applyUpload is Upload's mutation: add (versioning) or replace with v.
 func (s *Store) applyUpload(cur *manifest, v version, tags []string) (change, error) {
+	var uses []string
+	if !v.inline() {
+		uses = []string{v.Blob}
+	}
 	if cur == nil {
 		v.Version = 1
 		m := &manifest{manifestHeader: manifestHeader{Tags: tags, Created: v.Created, NextVersion: 2}, Versions: []version{v}}
 		if m.Tags == nil {
 			m.Tags = []string{}
 		}
-		return change{next: m, uses: []string{v.Blob}}, nil
+		return change{next: m, uses: uses}, nil
 	}
 	newTags := mergeTags(cur.Tags, tags)
 	if len(newTags) > s.cfg.MaxTags {
@@ -209,7 +245,37 @@ func (s *Store) applyUpload(cur *manifest, v version, tags []string) (change, er
 		garbage = next.blobs()
 		next.Versions = []version{v}
 	}
-	return change{next: next, garbage: garbage, uses: []string{v.Blob}}, nil
+	ch := change{next: next, garbage: garbage, uses: uses}
+	s.spillInline(&ch)
+	return ch, nil
+}
+
+// spillInline keeps the content a manifest holds within 4 x
+// Config.InlineMaxBytes: when ch.next holds more, the contents of its
+// oldest versions stored inside it move to new blobs (written before the
+// commit, see commitChange) until at most half of that is left.
+func (s *Store) spillInline(ch *change) {
+	m := ch.next
+	budget := 4 * int64(max(s.cfg.InlineMaxBytes, 0))
+	held := m.inlineBytes()
+	if held <= budget {
+		return
+	}
+	prefix := blobPrefix(m.artifactURI())
+	for i := range m.Versions {
+		if held <= budget/2 {
+			break
+		}
+		v := m.Versions[i] // versions are shared with cur: replace, never change
+		if !v.inline() {
+			continue
+		}
+		ch.spill = append(ch.spill, spilledContent{key: prefix + s.newID(), data: v.Inline, contentType: v.ContentType})
+		held -= v.Size
+		v.Blob, v.Inline, v.raw, v.checked = ch.spill[len(ch.spill)-1].key, nil, nil, false
+		m.Versions[i] = v
+		ch.uses = append(ch.uses, v.Blob)
+	}
 }
 
 // writeBlobRetrying is writeBlob, retried on a transient failure when r can

@@ -50,7 +50,7 @@ func (s *Store) VerifyChecksum(ctx context.Context, uri string) (err error) {
 // as they are.
 func (s *Store) verifyVersion(ctx context.Context, m *manifest, v *version) error {
 	u := m.artifactURI().WithVersion(v.Version)
-	rc, err := s.openBlob(ctx, refOf(v), true)
+	rc, err := s.openContent(ctx, v, true)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return fmt.Errorf("%w: %s: blob %q is missing: %w", ErrIntegrity, u, v.Blob, err)

@@ -260,7 +260,8 @@ func TestStoreRetriesAndConflicts(t *testing.T) {
 		defer mu.Unlock()
 		seen = append(seen, op)
 	}
-	cfg := store.Config{Telemetry: r.cfg, DisableLocking: true, Retry: backend.RetryConfig{Initial: time.Microsecond, OnRetry: onRetry}}
+	// Blobs: the test cuts a blob's stream.
+	cfg := store.Config{Telemetry: r.cfg, DisableLocking: true, InlineMaxBytes: -1, Retry: backend.RetryConfig{Initial: time.Microsecond, OnRetry: onRetry}}
 	s, err := store.New(t.Context(), faulty, nil, cfg)
 	if err != nil {
 		t.Fatal(err)
