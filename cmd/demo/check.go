@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,6 +32,7 @@ type report struct {
 	blobs     int
 	orphans   int // blobs no manifest references (left by failed writes)
 	unacked   int // versions no journal names (a worker died after the commit)
+	small     smallRates
 
 	failures []string
 }
@@ -168,6 +171,8 @@ type rawManifest struct {
 		Version int    `json:"version"`
 		Blob    string `json:"blob"`
 		SHA256  string `json:"sha256"`
+		Size    int64  `json:"size"`
+		Inline  []byte `json:"inline"`
 	} `json:"versions"`
 }
 
@@ -199,6 +204,12 @@ func checkRaw(ctx context.Context, o *setup.Opened, p plan, r *report) {
 			continue
 		}
 		for _, v := range m.Versions {
+			if v.Blob == "" { // the content is in the manifest
+				if sum := sha256.Sum256(v.Inline); int64(len(v.Inline)) != v.Size || hex.EncodeToString(sum[:]) != v.SHA256 {
+					r.failf("%s version %d: the content in the manifest does not match its size and sha256", m.URI, v.Version)
+				}
+				continue
+			}
 			referenced[v.Blob] = true
 			if _, err := o.Backend.Stat(ctx, v.Blob); err != nil {
 				r.failf("%s version %d: blob %s: %v", m.URI, v.Version, v.Blob, err)
@@ -252,6 +263,7 @@ func (r *report) print(w io.Writer) {
 		float64(s.BytesUp+s.BytesDown)/(1<<20)/secs, humanBytes(s.BytesUp), humanBytes(s.BytesDown))
 	fmt.Fprintf(w, "storage         %d manifests, %d blobs, %d unreferenced blobs, %d versions not in a journal\n",
 		r.manifests, r.blobs, r.orphans, r.unacked)
+	r.small.print(w)
 	for _, err := range r.workerErrs {
 		fmt.Fprintf(w, "worker failed   %s\n", strings.ReplaceAll(err.Error(), "\n", "\n                "))
 	}

@@ -95,6 +95,7 @@ func TestDemo(t *testing.T) {
 		for _, want := range []string{
 			"file backend " + dir, "file locks, versioning on",
 			"invariants      OK", "lock wait       p50 ", " p99 ", "MiB/s", "conflicts       ",
+			"small artifacts 4.0 KiB, 50 each", "upload new ", "(backend Put ", "download ", "(backend Get ",
 		} {
 			if !strings.Contains(out, want) {
 				t.Errorf("report lacks %q:\n%s", want, out)
@@ -144,7 +145,8 @@ func TestDemo(t *testing.T) {
 	})
 
 	t.Run("a lost blob fails the invariants", func(t *testing.T) {
-		code, out, errOut := runDemo(t, bin, hermeticEnv(envFault+"=drop-blob"), "-workers", "2", "-ops", "4", "-size", "256")
+		// Contents over the inline limit (8 KiB): blobs, one to lose.
+		code, out, errOut := runDemo(t, bin, hermeticEnv(envFault+"=drop-blob"), "-workers", "2", "-ops", "4", "-size", "16384")
 		if code != exitInvariant {
 			t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, exitInvariant, out, errOut)
 		}

@@ -154,6 +154,7 @@ func runParent(ctx context.Context, o options, stdout, stderr io.Writer) int {
 	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer ccancel()
 	rep := check(cctx, opened, p)
+	rep.small = measureSmall(cctx, opened, p.Spec+"-small")
 	rep.elapsed = elapsed
 	rep.workerErrs = workerErrs
 	rep.print(stdout)
@@ -331,8 +332,11 @@ func dropBlob(ctx context.Context, o *setup.Opened, p plan) error {
 	if err != nil {
 		return err
 	}
-	if len(vs) == 0 {
+	switch {
+	case len(vs) == 0:
 		return errors.New("no version to drop")
+	case vs[0].BlobKey == "":
+		return errors.New("the first version's content is in its manifest, not in a blob: use a -size over ARTIFACTSTORE_INLINE_MAX_BYTES")
 	}
 	return o.Backend.Delete(ctx, vs[0].BlobKey)
 }
