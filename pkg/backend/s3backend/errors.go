@@ -52,6 +52,17 @@ func codeSentinels(code string) ([]error, bool) {
 		return []error{backend.ErrPreconditionFailed}, true
 	case "ConditionalRequestConflict":
 		return []error{backend.ErrTransient}, true
+	// versitygw's posix backend answers a Put 409 ExistingObjectIsDirectory
+	// when it cannot create the key's parent directories or link the file
+	// into them, which is also what a concurrent DELETE that removed the
+	// emptied parent directory at that moment causes (seen under load on
+	// the catalog's log, whose entries come and go in shared directories).
+	// Nothing was written and the Put lands when sent again; the keys of
+	// this store never name a directory, so the other meaning (the key is
+	// a directory with objects under it) fails after the retries all the
+	// same.
+	case "ExistingObjectIsDirectory":
+		return []error{backend.ErrTransient}, true
 
 	// Credentials and permissions. versitygw answers an unknown access key
 	// with 404 XAdminUserNotFound.

@@ -39,6 +39,7 @@ func TestMapErrorResponses(t *testing.T) {
 		{"PreconditionFailed", opPut, resp{Code: "PreconditionFailed", StatusCode: 412}, []error{backend.ErrPreconditionFailed}},
 		{"bare 412", opPut, resp{Code: "412 Precondition Failed", StatusCode: 412}, []error{backend.ErrPreconditionFailed}},
 		{"ConditionalRequestConflict", opPut, resp{Code: "ConditionalRequestConflict", StatusCode: 409}, []error{backend.ErrTransient}},
+		{"versitygw's parent directory removed under a put", opPut, resp{Code: "ExistingObjectIsDirectory", StatusCode: 409}, []error{backend.ErrTransient}},
 		{"AccessDenied", opGet, resp{Code: "AccessDenied", StatusCode: 403}, []error{backend.ErrPermissionDenied}},
 		{"SignatureDoesNotMatch", opPut, resp{Code: "SignatureDoesNotMatch", StatusCode: 403}, []error{backend.ErrPermissionDenied}},
 		{"InvalidAccessKeyId", opList, resp{Code: "InvalidAccessKeyId", StatusCode: 403}, []error{backend.ErrPermissionDenied}},
