@@ -75,7 +75,8 @@ type Config struct {
 	// conditional Put and reading the current version one Get. A
 	// manifest holds at most 4 x InlineMaxBytes of content: an upload that
 	// would pass that moves the oldest versions' contents to blobs (in
-	// the same commit) until at most half of it is left. Negative: never
+	// the same commit, at most 64 of them, 8 Puts at a time) until at most
+	// half of it is left. Negative: never
 	// (every content is a blob, as before this setting existed). At most
 	// MaxInlineBytesLimit (1 MiB). Default 8 KiB.
 	InlineMaxBytes int

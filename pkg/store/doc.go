@@ -60,8 +60,9 @@
 // manifest holds at most 4 x InlineMaxBytes of content: the upload that
 // would pass that moves the contents of the oldest versions to new blobs,
 // written before its commit and referenced by it, until at most half is
-// left, so the manifest's size stays bounded whatever the number of
-// versions. Verify, Export, Reconcile, the catalog (whose segments leave
+// left (at most 64 per commit, 8 Puts at a time: a manifest written with a
+// larger limit gets there over several commits), so the manifest's size
+// stays bounded whatever the number of versions. Verify, Export, Reconcile, the catalog (whose segments leave
 // the content out) and the quota (stored size = size) treat such a
 // version like any other.
 //
@@ -100,9 +101,9 @@
 //     if-absent Put, saving the read; if the artifact exists after all, the
 //     protocol continues from the manifest read back. Likewise, on a
 //     write's first attempt, when the manifest this Store holds is the
-//     one it committed (not read since) and the write adds a version,
-//     the new manifest is built on that copy and Put if its ETag still
-//     matches; a failed condition continues from the manifest read back.
+//     one it committed (or read back unchanged since) and the write
+//     adds a version, the new manifest is built on that copy and Put if
+//     its ETag still matches; a failed condition continues from the manifest read back.
 //     No-ops, deletes and tag changes are always decided on a read.)
 //     Meanwhile the write announces itself in the catalog's log (an
 //     empty object naming the artifact and the commit id; for a small

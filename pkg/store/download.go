@@ -88,12 +88,12 @@ func (s *Store) OpenVersion(ctx context.Context, md Metadata) (rc io.ReadCloser,
 	switch {
 	case u.Version == 0 || u.Version != md.Version:
 		return nil, invalidf("metadata of %s names no version", md.URI)
+	case !isHexSHA256(md.SHA256) || md.Size < 0:
+		return nil, invalidf("metadata of %s: malformed sha256 or size", md.URI)
 	case md.BlobKey == "":
 		return s.openStoredVersion(ctx, u, md)
 	case !strings.HasPrefix(md.BlobKey, blobPrefix(u)) || backend.ValidateKey(md.BlobKey) != nil:
 		return nil, invalidf("metadata of %s: blob key %q is not one of its blobs", md.URI, md.BlobKey)
-	case !isHexSHA256(md.SHA256) || md.Size < 0:
-		return nil, invalidf("metadata of %s: malformed sha256 or size", md.URI)
 	}
 	return s.openBlob(ctx, blobRef{key: md.BlobKey, sha256: md.SHA256, size: md.Size, compressed: md.Compressed}, !s.cfg.DisableVerify)
 }

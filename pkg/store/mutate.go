@@ -248,7 +248,7 @@ func (s *Store) release(ctx context.Context, u URI, lease *lock.Lease) {
 //     is Put if-absent;
 //   - on a write's first attempt (guess), when the manifest this Store
 //     holds is the one it committed itself (an artifact it keeps
-//     writing; no read since) and the change built on that copy adds a
+//     writing; a read since found it unchanged) and the change built on that copy adds a
 //     version (an upload of new content), it is Put if the copy's ETag
 //     still matches. Nothing else (a no-op, a delete, a tag change) is
 //     decided on a copy.
@@ -348,9 +348,12 @@ func (s *Store) commitChange(ctx context.Context, u URI, lease *lock.Lease, in *
 	var (
 		wg   sync.WaitGroup
 		errs = make([]error, len(ch.spill))
+		sem  = make(chan struct{}, spillConcurrency)
 	)
 	for i, sp := range ch.spill {
+		sem <- struct{}{}
 		wg.Go(func() {
+			defer func() { <-sem }()
 			if _, err := s.b.Put(ctx, sp.key, bytes.NewReader(sp.data), int64(len(sp.data)), backend.PutOptions{ContentType: sp.contentType}); err != nil {
 				errs[i] = fmt.Errorf("move the content of an older version of %s out of its manifest: %w", u, err)
 			}
@@ -451,15 +454,23 @@ func (s *Store) commitManifest(ctx context.Context, u URI, lease *lock.Lease, in
 		seen, rerr := s.readBack(ctx, u)
 		switch {
 		case rerr != nil && try == 0 && errors.Is(err, backend.ErrPreconditionFailed):
-			// The first attempt refused: it did not land. (A re-send's
-			// refusal may be its earlier attempt landing first.)
-			return outcome{}, nil, nil, fmt.Errorf("write manifest of %s: refused (%v), and reading it again failed: %w", u, err, rerr)
+			// The first attempt refused: another commit came first and
+			// this one did not land. (A re-send's refusal may be its
+			// earlier attempt landing first.)
+			return outcome{}, nil, nil, fmt.Errorf("%w: write manifest of %s: %w (and reading it again failed: %w)", errPrecondition, u, err, rerr)
 		case rerr != nil:
 			return outcome{uncertain: true}, nil, nil, fmt.Errorf("%w: write manifest of %s: %w (and reading it back failed: %w)", ErrUnknownOutcome, u, err, rerr)
 		case seen.m != nil && slices.Contains(seen.m.Commits, next.Commit):
 			return out, garbage, nil, nil // landed
 		case seen.m == nil && base.m == nil || seen.m != nil && base.m != nil && seen.etag == base.etag:
 			// Not landed, and the condition still holds.
+			if try > 0 && (errors.Is(err, backend.ErrPreconditionFailed) || !ambiguous(err)) {
+				// A definite answer to a re-send says nothing of the
+				// earlier attempt, which may still be in flight and land:
+				// its outcome is unknown (and so, the blobs it references
+				// must stay).
+				return outcome{uncertain: true}, nil, nil, fmt.Errorf("%w: write manifest of %s: an earlier attempt may still land, and the last one failed: %w", ErrUnknownOutcome, u, err)
+			}
 			if errors.Is(err, backend.ErrPreconditionFailed) {
 				// A refusal all the same (a server that saw another
 				// ETag at that moment): retried as a lost race.
@@ -490,11 +501,13 @@ func (s *Store) commitManifest(ctx context.Context, u URI, lease *lock.Lease, in
 					return outcome{uncertain: true}, nil, nil, fmt.Errorf("%w: write manifest of %s: not sent again, the lease ended meanwhile (%v); the last attempt may still land: %w", ErrUnknownOutcome, u, lerr, err)
 				}
 			}
-		case ambiguous(err) && !seen.covers(base):
+		case (ambiguous(err) || try > 0) && !seen.covers(base):
 			// More commits followed than the history keeps: ours may be
 			// among those it dropped.
 			return outcome{uncertain: true}, nil, nil, fmt.Errorf("%w: write manifest of %s: %d commits followed, more than the history keeps: %w", ErrUnknownOutcome, u, commitHistory, err)
-		case ambiguous(err) || errors.Is(err, backend.ErrPreconditionFailed):
+		case ambiguous(err) || try > 0 || errors.Is(err, backend.ErrPreconditionFailed):
+			// The manifest changed without this commit: none of its
+			// attempts can land any more.
 			return outcome{}, nil, &seen, fmt.Errorf("%w: write manifest of %s: %w", errPrecondition, u, err)
 		default:
 			return outcome{}, nil, nil, fmt.Errorf("write manifest of %s: %w", u, err)

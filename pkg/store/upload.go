@@ -143,6 +143,13 @@ type bytesContent struct {
 	data []byte
 }
 
+// maxSpill bounds the contents one commit moves out of its manifest, and
+// spillConcurrency the blob Puts it runs at once to do so.
+const (
+	maxSpill         = 64
+	spillConcurrency = 8
+)
+
 // inlineContent returns the content of an upload that goes inside the
 // manifest (Config.InlineMaxBytes): r's bytes (a copy: the manifest
 // outlives the call) when r's size is known and small enough, else nil.
@@ -253,7 +260,9 @@ func (s *Store) applyUpload(cur *manifest, v version, tags []string) (change, er
 // spillInline keeps the content a manifest holds within 4 x
 // Config.InlineMaxBytes: when ch.next holds more, the contents of its
 // oldest versions stored inside it move to new blobs (written before the
-// commit, see commitChange) until at most half of that is left.
+// commit, see commitChange) until at most half of that is left, at most
+// maxSpill of them per commit (a manifest written under a larger limit,
+// or holding many tiny contents, gets there over several commits).
 func (s *Store) spillInline(ch *change) {
 	m := ch.next
 	budget := 4 * int64(max(s.cfg.InlineMaxBytes, 0))
@@ -263,7 +272,7 @@ func (s *Store) spillInline(ch *change) {
 	}
 	prefix := blobPrefix(m.artifactURI())
 	for i := range m.Versions {
-		if held <= budget/2 {
+		if held <= budget/2 || len(ch.spill) == maxSpill {
 			break
 		}
 		v := m.Versions[i] // versions are shared with cur: replace, never change
