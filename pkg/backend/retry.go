@@ -195,7 +195,7 @@ func (r *Retrying) Put(ctx context.Context, key string, body io.Reader, size int
 		}
 		return info, err
 	}
-	seeker, start := rewindable(body)
+	seeker, start := Rewindable(body)
 	for attempt := 0; ; attempt++ {
 		send := body
 		var counter *countingReader
@@ -222,9 +222,10 @@ func (r *Retrying) Put(ctx context.Context, key string, body io.Reader, size int
 	}
 }
 
-// rewindable returns body as an io.Seeker and its current offset when it
-// can seek (a *os.File on a pipe implements io.Seeker but cannot).
-func rewindable(body io.Reader) (io.Seeker, int64) {
+// Rewindable returns body as an io.Seeker and its current offset when it
+// can seek (a *os.File on a pipe implements io.Seeker but cannot), so that
+// a request that failed without writing can send it again from there.
+func Rewindable(body io.Reader) (io.Seeker, int64) {
 	s, ok := body.(io.Seeker)
 	if !ok {
 		return nil, 0

@@ -291,7 +291,7 @@ func (s *Store) spillInline(ch *change) {
 // be rewound (the retry decorator cannot replay a stream it did not get
 // whole: the content reaches it through the digest or the compressor).
 func (s *Store) writeBlobRetrying(ctx context.Context, u URI, r io.Reader, size int64, ct string) (blobInfo, error) {
-	seeker, start := rewindable(r)
+	seeker, start := backend.Rewindable(r)
 	policy := s.retryPolicy()
 	for attempt := 0; ; attempt++ {
 		blob, err := s.writeBlob(ctx, u, r, size, ct)
@@ -307,20 +307,6 @@ func (s *Store) writeBlobRetrying(ctx context.Context, u URI, r io.Reader, size 
 			return blobInfo{}, err
 		}
 	}
-}
-
-// rewindable returns r as an io.Seeker and its current offset when it can
-// seek.
-func rewindable(r io.Reader) (io.Seeker, int64) {
-	sk, ok := r.(io.Seeker)
-	if !ok {
-		return nil, 0
-	}
-	off, err := sk.Seek(0, io.SeekCurrent)
-	if err != nil {
-		return nil, 0
-	}
-	return sk, off
 }
 
 // blobInfo describes a blob just written.

@@ -259,10 +259,25 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64, 
 		info minio.UploadInfo
 		err  error
 	)
-	if size == backend.SizeUnknown {
-		info, err = b.putStream(ctx, b.prefix+key, r, po, conditional)
-	} else {
-		info, err = b.putSized(ctx, b.prefix+key, r, size, po, conditional)
+	seeker, start := backend.Rewindable(r)
+	for attempt := 0; ; attempt++ {
+		if size == backend.SizeUnknown {
+			info, err = b.putStream(ctx, b.prefix+key, r, po, conditional)
+		} else {
+			info, err = b.putSized(ctx, b.prefix+key, r, size, po, conditional)
+		}
+		if err == nil || attempt > 0 || seeker == nil || !deniedByDirectoryRace(err) {
+			break
+		}
+		// MinIO answers a Put 403 AccessDenied now and then when a
+		// concurrent DELETE removes the key's emptied parent directory
+		// (about one Put in 800 while the catalog's log entries come and
+		// go); nothing was written, so even a conditional Put may be
+		// sent again. A real denial is refused again, and reported
+		// (ErrPermissionDenied) after this one more request.
+		if _, serr := seeker.Seek(start, io.SeekStart); serr != nil {
+			break
+		}
 	}
 	if err != nil {
 		return backend.ObjectInfo{}, b.fail(ctx, opPut, key, err)
@@ -764,4 +779,12 @@ func objectInfo(key string, oi minio.ObjectInfo) backend.ObjectInfo {
 		ContentType: oi.ContentType,
 		Modified:    oi.LastModified,
 	}
+}
+
+// deniedByDirectoryRace reports whether err is the plain 403 AccessDenied
+// that MinIO gives a Put racing the removal of its parent directory (see
+// Put); other denials (a wrong key, a signature) are never sent again.
+func deniedByDirectoryRace(err error) bool {
+	var er minio.ErrorResponse
+	return errors.As(err, &er) && er.Code == minio.AccessDenied && er.StatusCode == http.StatusForbidden
 }
