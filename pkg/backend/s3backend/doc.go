@@ -120,7 +120,15 @@
 //     write again, since it cannot tell this error from a lost answer,
 //     so the caller reads the object back (or tries again itself).
 //   - AccessDenied, SignatureDoesNotMatch, InvalidAccessKeyId, expired or
-//     invalid tokens, 401/403: backend.ErrPermissionDenied.
+//     invalid tokens, 401/403: backend.ErrPermissionDenied. A Put refused
+//     with a plain 403 AccessDenied is first sent once more (from a body
+//     that can rewind, conditional or not): MinIO gives that answer, having
+//     written nothing, to a Put racing the removal of its emptied parent
+//     directory by a concurrent DELETE.
+//   - ExistingObjectIsDirectory (409, versitygw): backend.ErrTransient;
+//     versitygw gives it, having written nothing, to a Put racing the
+//     removal of its emptied parent directory (a key that really names a
+//     directory fails again).
 //   - XMinioStorageFull, bucket quotas (MinIO, versitygw QuotaExceeded),
 //     InsufficientStorage/507: backend.ErrStorageFull.
 //   - EntityTooLarge, 413: backend.ErrTooLarge.
