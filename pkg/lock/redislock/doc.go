@@ -187,8 +187,9 @@
 // and an attempt that finds its own value returns the counter that the
 // setting of that value incremented, so the argument holds unchanged).
 //
-// The claim window is ten beats, at least one second and at most the
-// expiry. A quarter of it after the hand-off the lease claims the full
+// The claim window is ten beats, at least five seconds (a holder starved
+// of CPU for a few seconds right after the hand-off still claims in time)
+// and at most the expiry. A quarter of it after the hand-off the lease claims the full
 // expiry (a Refresh), unless it was released before: short critical
 // sections cost no more than the release that ends them. A lease that does
 // not refresh itself (Config.DisableAutoRefresh), or whose window is more

@@ -49,7 +49,10 @@ type Locker struct {
 	beat, idleBeat, stale time.Duration
 	// claimWindow is how long a lock handed to one of this Locker's waiters
 	// is set for on the masters until the waiter claims it (extends it to
-	// the expiry): the most a waiter that has gone away holds up the queue.
+	// the expiry): the most a waiter that has gone away holds up the
+	// queue, and the longest a holder starved of CPU right after the
+	// hand-off may go without claiming (a quarter of it in) before its
+	// lease ends.
 	claimWindow time.Duration
 	// wakePrefix starts every Locker's own wake-up channel (see scripts.go).
 	wakePrefix string
@@ -105,7 +108,7 @@ func New(clients []redis.UniversalClient, cfg lock.Config) (*Locker, error) {
 	l.beat = min(max(cfg.RetryInterval, 10*time.Millisecond), 500*time.Millisecond)
 	l.stale = max(time.Second, 10*l.beat)
 	l.idleBeat = max(l.beat, l.stale/4)
-	l.claimWindow = max(min(cfg.Expiry, l.stale).Truncate(time.Millisecond), time.Millisecond)
+	l.claimWindow = max(min(cfg.Expiry, max(l.stale, minClaimWindow)).Truncate(time.Millisecond), time.Millisecond)
 	l.wakePrefix = cfg.KeyPrefix + "wake:"
 	pools := make([]redsyncredis.Pool, len(clients))
 	for i, c := range l.clients {
@@ -298,6 +301,11 @@ func (l *Locker) attempt(ctx context.Context, key string, names keyNames, w *wai
 	fence, err := l.settleFence(key, names, o, m.Value())
 	return l.newLease(ctx, key, d, fence, m.Until(), false, err)
 }
+
+// minClaimWindow is the shortest claim window (see Locker.claimWindow):
+// with one second, a writer stalled about 0.75 s by a loaded machine right
+// after a hand-off lost its lease and had its commit refused.
+const minClaimWindow = 5 * time.Second
 
 // handed makes a lease of the lock a release handed to w (see grant in
 // scripts.go) without a round trip. A quorum of masters set w's token

@@ -555,6 +555,33 @@ func TestGoneWaiterDoesNotStallQueue(t *testing.T) {
 	}
 }
 
+// TestHandedLeaseOutlivesAStall: a lease handed over by a release is valid
+// for its claim window before it claims the full expiry (a quarter of the
+// window in). With a one-second window, a holder that a loaded machine
+// stalled for about 0.75 s right after the hand-off lost its lease and had
+// its commit refused (seen in the integration tests); the window is at
+// least five seconds.
+func TestHandedLeaseOutlivesAStall(t *testing.T) {
+	e := newEnv(testenv.RedisAddrs(t, 1))
+	cfg := fastCfg() // 10ms beats: a one-second stale time
+	holder, waiter := e.locker(t, cfg), e.locker(t, cfg)
+	ls := mustAcquire(t, holder, "k")
+	got := acquireInBackground(t, waiter, "k")
+	waitQueued(t, e, "k", 1)
+	waitSubscribed(t, e, 1) // the waiter hears its grant
+	if err := ls.Release(t.Context()); err != nil {
+		t.Fatalf("Release: %v", err)
+	}
+	w := <-got
+	if w == nil {
+		t.FailNow()
+	}
+	defer w.Release(t.Context())
+	if left := time.Until(w.Until()); left < 4*time.Second {
+		t.Fatalf("the handed lease is valid for %v more, want at least 4s before it must have claimed", left)
+	}
+}
+
 // waitSubscribed waits until n Lockers listen to their wake-up channel on
 // every master.
 func waitSubscribed(t *testing.T, e *env, n int) {
