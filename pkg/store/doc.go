@@ -147,8 +147,11 @@
 //     lost, and the write fails with ErrConflict (without locking, it is
 //     retried from step 4). When none of this can be learned (the read-back
 //     fails, the request may still be in flight, more than 64 commits
-//     followed, the manifest is gone) the write fails with
-//     ErrUnknownOutcome, and nothing it may reference is deleted.
+//     followed, the manifest is gone, a re-send failed for good while an
+//     earlier attempt may still land) the write fails with
+//     ErrUnknownOutcome, and nothing it may reference is deleted. (A first
+//     attempt refused with 412 did not land, even when its read-back
+//     fails: ErrConflict under a lock.)
 //  7. When the commit removed tags (RemoveTags, SetTags, Delete, the
 //     cleanup of expired artifacts), delete their markers while still
 //     holding the lock, so that no other writer can re-add a tag in between
