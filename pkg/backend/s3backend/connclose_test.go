@@ -56,14 +56,7 @@ func TestConnectionDroppedAfter412(t *testing.T) {
 	srv.Start()
 	t.Cleanup(srv.Close)
 
-	b, err := New(t.Context(), Config{
-		Endpoint: strings.TrimPrefix(srv.URL, "http://"), Bucket: "bucket", Region: "us-east-1",
-		AccessKey: "access", SecretKey: "secret-key",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
+	b := newPlayedBackend(t, srv)
 	ctx := t.Context()
 	for i := range 10 {
 		for _, opts := range []backend.PutOptions{{IfMatch: "stale"}, {IfAbsent: true}} {
@@ -82,4 +75,19 @@ func TestConnectionDroppedAfter412(t *testing.T) {
 		t.Errorf("%d requests were sent on a connection after its 412", n)
 	}
 	t.Logf("%d connections for 20 refused conditional Puts and 40 other requests", conns.Load())
+}
+
+// newPlayedBackend returns a Backend on the server srv plays (a handler
+// answering as an S3 server would), closed when t ends.
+func newPlayedBackend(t *testing.T, srv *httptest.Server) *Backend {
+	t.Helper()
+	b, err := New(t.Context(), Config{
+		Endpoint: strings.TrimPrefix(srv.URL, "http://"), Bucket: "bucket", Region: "us-east-1",
+		AccessKey: "access", SecretKey: "secret-key",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b
 }

@@ -47,15 +47,8 @@ func TestPutDeniedByDirectoryRace(t *testing.T) {
 				w.WriteHeader(http.StatusOK)
 			}))
 			t.Cleanup(srv.Close)
-			b, err := New(t.Context(), Config{
-				Endpoint: strings.TrimPrefix(srv.URL, "http://"), Bucket: "bucket", Region: "us-east-1",
-				AccessKey: "access", SecretKey: "secret-key",
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = b.Close() })
-			_, err = b.Put(t.Context(), "_catalog/log/s/t/log/id", strings.NewReader("x"), 1, tc.opts)
+			b := newPlayedBackend(t, srv)
+			_, err := b.Put(t.Context(), "_catalog/log/s/t/log/id", strings.NewReader("x"), 1, tc.opts)
 			if tc.wantErr == nil && err != nil || tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
 				t.Fatalf("Put = %v, want %v", err, tc.wantErr)
 			}
